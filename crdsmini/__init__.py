@@ -2,3 +2,8 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from crdsmini.loading import load_mapping  # noqa: E402
+from crdsmini.model import InstrumentContext, PipelineContext, ReferenceMapping  # noqa: E402
+
+__all__ = ["load_mapping", "PipelineContext", "InstrumentContext", "ReferenceMapping", "__version__"]

@@ -1,0 +1,122 @@
+"""Loading mapping files from disk: one file, or a whole context tree.
+
+``load_mapping`` is the public entry point.  Nested names in a .pmap/.imap are resolved in
+the folder of the file that names them (``mappings/<observatory>/`` of a cache).  Checksums
+are verified unless switched off by argument or by ``CRDS_IGNORE_MAPPING_CHECKSUM``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from crdsmini.checksum import read_mapping_text, verify_checksum
+from crdsmini.errors import CrdsminiError, MappingError
+from crdsmini.literals import DictLiteral
+from crdsmini.model import NA_VALUES, OMIT_VALUES, InstrumentContext, Mapping_, PipelineContext, ReferenceMapping
+from crdsmini.syntax import MappingSource, parse_mapping_text
+
+__all__ = ["load_mapping", "load_single", "mapping_kind", "checksums_ignored_by_environment"]
+
+_KINDS = {".pmap": "pmap", ".imap": "imap", ".rmap": "rmap"}
+_HEADER_KINDS = {"pipeline": "pmap", "instrument": "imap", "reference": "rmap"}
+_TRUE = {"1", "true", "t", "yes", "y", "on"}
+
+
+def checksums_ignored_by_environment() -> bool:
+    """``CRDS_IGNORE_MAPPING_CHECKSUM`` set to a true value switches verification off."""
+    return os.environ.get("CRDS_IGNORE_MAPPING_CHECKSUM", "").strip().lower() in _TRUE
+
+
+def mapping_kind(path: Path, source: MappingSource | None = None) -> str:
+    """pmap/imap/rmap by extension; other extensions fall back to the header's ``mapping``."""
+    kind = _KINDS.get(path.suffix.lower())
+    if kind is None and source is not None:
+        declared = source.header.resolved().get("mapping", "")
+        kind = _HEADER_KINDS.get(str(declared).lower())
+    if kind is None:
+        raise MappingError(f"Can't load file {path.name} : unknown mapping type", file=path.name)
+    return kind
+
+
+_REQUIRED_HEADER = ("mapping", "name", "parkey", "derived_from", "observatory")
+
+
+def _read_source(path: Path, ignore_checksum: bool) -> MappingSource:
+    try:
+        text = read_mapping_text(path)
+    except FileNotFoundError:
+        raise MappingError(f"[Errno 2] No such file or directory: {path.name!r}", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MappingError(f"Can't load file {path.name} : {exc}", file=str(path)) from None
+    source = parse_mapping_text(text, path.name)
+    header = source.header.resolved()
+    for key in _REQUIRED_HEADER:  # a malformed header is reported before a checksum problem
+        if key not in header:
+            message = f"'{key}'" if key == "parkey" else f"Required header key '{key}' is missing."
+            raise MappingError(f"Can't load file {path.name} : {message}", file=path.name, keyword=key)
+    if not ignore_checksum:
+        stated = source.header.resolved().get("sha1sum")
+        verify_checksum(text, path.name, None if stated is None else str(stated))
+    return source
+
+
+def _special(value: Any) -> bool:
+    return isinstance(value, str) and (value in NA_VALUES or value in OMIT_VALUES)
+
+
+class _TreeLoader:
+    """Loads a context tree once, sharing files named more than once."""
+
+    def __init__(self, ignore_checksum: bool) -> None:
+        self.ignore_checksum = ignore_checksum
+        self.loaded: dict[Path, Mapping_] = {}
+
+    def load(self, path: Path) -> Mapping_:
+        path = path.resolve() if path.exists() else path
+        if path in self.loaded:
+            return self.loaded[path]
+        source = _read_source(path, self.ignore_checksum)
+        kind = mapping_kind(path, source)
+        if kind == "rmap":
+            mapping: Mapping_ = ReferenceMapping(source, path)
+        else:
+            selections = self._nested(path, source, kind)
+            mapping = (PipelineContext(source, path, selections) if kind == "pmap"
+                       else InstrumentContext(source, path, selections))
+        self.loaded[path] = mapping
+        return mapping
+
+    def _nested(self, path: Path, source: MappingSource, kind: str) -> dict[str, Any]:
+        selector = source.selector
+        if not isinstance(selector, DictLiteral):
+            raise MappingError(f"Can't load file {path.name} : selector must be a dict or a Selector.",
+                               file=path.name, keyword="selector")
+        selections: dict[str, Any] = {}
+        for key, value in selector.resolved().items():
+            label = str(key).lower()
+            if kind == "imap" and _special(value):
+                selections[label] = value
+                continue
+            if not isinstance(value, str):
+                raise MappingError(f"Can't load file {path.name} : selection {key!r} must name a mapping file, "
+                                   f"not {value!r}", file=path.name, keyword=str(key))
+            nested = self.load(path.parent / value)
+            expected = "imap" if kind == "pmap" else "rmap"
+            if nested.kind != expected:
+                raise MappingError(f"Can't load file {path.name} : {key!r} names {value!r}, which is not an "
+                                   f".{expected}", file=path.name, keyword=str(key))
+            selections[label] = nested
+        return selections
+
+
+def load_single(path: str | Path, *, ignore_checksum: bool = False) -> MappingSource:
+    """Parse (and checksum) one mapping file without loading the files it names."""
+    return _read_source(Path(path), ignore_checksum or checksums_ignored_by_environment())
+
+
+def load_mapping(path: str | Path, *, ignore_checksum: bool = False) -> Mapping_:
+    """Load a .pmap, .imap or .rmap (and everything it names) into immutable objects."""
+    path = Path(os.path.expanduser(str(path)))
+    loader = _TreeLoader(ignore_checksum or checksums_ignored_by_environment())
+    return loader.load(path)

@@ -1,0 +1,469 @@
+"""The loaded, immutable mapping objects and their lookups (rules-language §2–4, §9, §11).
+
+``ReferenceMapping`` (.rmap) selects a reference for a header; ``InstrumentContext`` (.imap)
+runs its rmaps per filekind; ``PipelineContext`` (.pmap) picks the instrument.  The
+``get_best_ref``/``get_best_references`` methods return exactly what CRDS returns
+("NOT FOUND ..." strings included); ``select``/``select_references`` give the same answers
+with failures as typed errors.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from crdsmini.conditioning import condition_value
+from crdsmini.errors import CrdsminiError, MappingError, MissingKeyError, UnknownInstrumentError, UnknownReftypeError
+from crdsmini.expressions import Expression, compile_expression
+from crdsmini.literals import plain_value
+from crdsmini.observatories import get_plugin
+from crdsmini.selectors import BuildContext, Selector, build_selector
+from crdsmini.syntax import MappingSource
+
+__all__ = [
+    "Mapping_",
+    "ReferenceMapping",
+    "InstrumentContext",
+    "PipelineContext",
+    "NA_VALUES",
+    "OMIT_VALUES",
+    "NOT_FOUND_NA",
+]
+
+log = logging.getLogger("crdsmini")
+
+NA_VALUES = frozenset({"N/A", "TEMP_N/A", "n/a", "temp_n/a"})
+OMIT_VALUES = frozenset({"OMIT", "TEMP_OMIT", "omit"})
+NOT_FOUND_NA = "NOT FOUND n/a"
+_DEFAULT_SUBSTITUTIONS = {"SUBARRAY": {"GENERIC": "N/A"}, "META.SUBARRAY.NAME": {"GENERIC": "N/A"}}
+_INSTRUMENT_KEYS = ("INSTRUME", "META.INSTRUMENT.NAME", "META_INSTRUMENT_NAME", "INSTRUMENT",
+                    "ROMAN.META.INSTRUMENT.NAME", "META.INSTRUMENT.TYPE", "META_INSTRUMENT_TYPE")
+_INSTRUMENT_ALIASES = {"wfii": "wfpc2"}
+
+
+class _Outcome:
+    """Sentinels for the two non-file answers of an rmap."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def __reduce__(self):
+        return (_outcome, (self.name,))
+
+
+def _outcome(name: str) -> "_Outcome":
+    return NA if name == "NA" else OMITTED
+
+
+NA = _Outcome("NA")
+OMITTED = _Outcome("OMITTED")
+
+
+def _folded(value: Any) -> Any:
+    """Header strings read lower-cased unless parenthesised (rules-language §1.6)."""
+    if isinstance(value, str) and not (value.startswith("(") and value.endswith(")")):
+        return value.lower()
+    return value
+
+
+def _namespace(header: Mapping[str, Any]) -> dict[str, Any]:
+    """The expression namespace: the header plus ``_`` aliases of dotted keys."""
+    space = dict(header)
+    for key, value in header.items():
+        if "." in key:
+            space[key.replace(".", "_")] = value
+    return space
+
+
+class Mapping_:
+    """What every mapping kind shares: its source, header and identity."""
+
+    kind = "mapping"
+    _required_header = ("mapping", "name", "parkey", "derived_from", "observatory")
+
+    def __init__(self, source: MappingSource, path: Path | None) -> None:
+        self.source = source
+        self.path = path
+        self.name = path.name if path is not None else source.name
+        self.header: dict[str, Any] = {key: plain_value(value) for key, value in source.header.resolved().items()}
+        if "parkey" not in self.header:
+            raise MappingError(f"Can't load file {self.name} : 'parkey'", file=self.name, keyword="parkey")
+        for key in self._required_header:
+            if key not in self.header:
+                raise MappingError(f"Can't load file {self.name} : Required header key '{key}' is missing.",
+                                   file=self.name, keyword=key)
+        self.parkey = self.header["parkey"]
+        self.observatory = str(_folded(self.header["observatory"]))
+
+    def header_value(self, key: str, default: Any = None) -> Any:
+        """A header value as CRDS reads it (strings lower-cased unless parenthesised)."""
+        return _folded(self.header.get(key, default))
+
+    @property
+    def derived_from(self) -> str:
+        return str(self.header.get("derived_from", ""))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class ReferenceMapping(Mapping_):
+    """An .rmap: the rules that pick one reference file for a header."""
+
+    kind = "rmap"
+    _required_header = Mapping_._required_header + ("instrument", "filekind")
+
+    def __init__(self, source: MappingSource, path: Path | None = None) -> None:
+        super().__init__(source, path)
+        name = self.name
+        self.instrument = str(self.header_value("instrument"))
+        self.filekind = str(self.header_value("filekind"))
+        self.plugin = get_plugin(self.observatory)
+        if not isinstance(self.parkey, (tuple, list)):
+            raise MappingError(f"Can't load file {name} : parameters should be a list or tuple of header keys",
+                               file=name, keyword="parkey")
+        switch = str(self.header_value("reffile_switch", "none")).upper()
+        self.reffile_switch = switch
+        required: list[str] = []
+        for level in self.parkey:
+            if not isinstance(level, (tuple, list)):
+                raise MappingError(f"Can't load file {name} : parameters should be a list or tuple of header keys",
+                                   file=name, keyword="parkey")
+            required.extend(level)
+        if switch != "NONE":
+            required.append(switch)
+        required.extend(self.header.get("extra_keys", ()) or ())
+        required.extend(self.plugin.extra_keys)
+        self.required_parkeys: tuple[str, ...] = tuple(required)
+        self._failure_is_na = str(self.header_value("reffile_required", "none")) not in ("yes", "none")
+        dotted = [key for key in self.required_parkeys if "." in key]
+        self._omit = self._expression("rmap_omit", dotted, relevance=False)
+        self._relevance = self._expression("rmap_relevance", dotted, relevance=True)
+        self._parkey_relevance = self._parkey_expressions(dotted)
+        substitutions = dict(_DEFAULT_SUBSTITUTIONS)
+        substitutions.update(self.header.get("substitutions", {}) or {})
+        self.substitutions = substitutions
+        merge = self.header.get("merge_overlaps")
+        self.merge_overlaps = merge is None or str(merge).upper() in ("TRUE", "1")
+        self._precondition = self._hook("precondition_header")
+        self._fallback = self._hook("fallback_header")
+        context = BuildContext(name=name, parkey=tuple(tuple(level) for level in self.parkey),
+                               substitutions=substitutions, merge_overlaps=self.merge_overlaps)
+        self.selector: Selector = build_selector(source.selector, context, 0)
+
+    # -- load-time helpers -------------------------------------------------------------
+
+    def _expression(self, key: str, dotted: list[str], relevance: bool) -> Expression | None:
+        if key not in self.header:
+            return None
+        value = self.header_value(key)
+        if not isinstance(value, str):
+            raise MappingError(f"Can't load file {self.name} : {key}: compile() arg 1 must be a string, "
+                               "bytes or AST object", file=self.name, keyword=key)
+        if relevance:
+            value = value.replace("always", "True")
+        if value.strip() == "True":
+            return None if relevance else compile_expression(value, source=self.name)
+        return compile_expression(value, dotted_names=dotted, source=self.name)
+
+    def _parkey_expressions(self, dotted: list[str]) -> tuple[tuple[str, Expression], ...]:
+        texts: dict[str, Any] = {}
+        for name, text in (self.header.get("parkey_relevance") or {}).items():
+            texts[str(name).lower()] = text
+        for name in self.header.get("comment_parkeys", ()) or ():
+            texts[str(name).lower()] = "keep_comments"
+        result = []
+        seen = set()
+        for parkey in self.required_parkeys:
+            lower = parkey.lower()
+            if lower in texts and parkey not in seen:
+                seen.add(parkey)
+                text = texts[lower]
+                if not isinstance(text, str):
+                    raise MappingError(f"Can't load file {self.name} : parkey_relevance for {parkey!r} must be "
+                                       "a string", file=self.name, keyword=parkey)
+                result.append((parkey, compile_expression(text, dotted_names=dotted, source=self.name)))
+        return tuple(result)
+
+    def _hook(self, generic: str):
+        hooks = self.header.get("hooks")
+        if isinstance(hooks, dict):
+            name = str(hooks.get(generic, generic))
+            if name.lower() == "none":
+                return None
+        else:
+            name = f"{generic}_{self.instrument}_{self.filekind}_v1"
+        return self.plugin.hook(name)
+
+    # -- lookup ------------------------------------------------------------------------
+
+    @property
+    def plugin_hooks(self) -> dict[str, str]:
+        """Which observatory hooks apply to this rmap (by generic name)."""
+        found = {}
+        for generic, function in (("precondition_header", self._precondition), ("fallback_header", self._fallback)):
+            if function is not None:
+                found[generic] = function.__name__
+        return found
+
+    def map_irrelevant_parkeys_to_na(self, header: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Force parameters whose parkey_relevance is false (and comment parkeys) to N/A."""
+        if not self._parkey_relevance:
+            return header
+        space = dict(header)
+        for parkey in self.required_parkeys:
+            if space.get(parkey) in (None, "UNDEFINED"):
+                space[parkey] = "UNDEFINED"
+        space = _namespace(space)
+        space["keep_comments"] = False
+        forced = [parkey for parkey, expression in self._parkey_relevance if not expression.evaluate(space)]
+        if not forced:
+            return header
+        result = dict(header)
+        for parkey in forced:
+            result[parkey] = "N/A"
+        return result
+
+    def _lookup(self, header: Mapping[str, Any]) -> Any:
+        if self._omit is not None or self._relevance is not None:
+            space = _namespace(header)
+            if self._omit is not None:
+                try:
+                    if self._omit.evaluate(space):
+                        return OMITTED
+                except CrdsminiError as exc:
+                    log.warning("Failed checking OMIT for %r %r with expr %r : %s",
+                                self.instrument, self.filekind, self._omit.text, exc)
+            if self._relevance is not None:
+                try:
+                    if not self._relevance.evaluate(space):
+                        return NA
+                except CrdsminiError as exc:
+                    log.warning("Failed checking relevance for %r %r with expr %r : %s",
+                                self.instrument, self.filekind, self._relevance.text, exc)
+        if self._precondition is not None:
+            header = self._precondition(self, header)
+        header = self.map_irrelevant_parkeys_to_na(header)
+        try:
+            choice = self.selector.choose(header)
+        except CrdsminiError:
+            if self.plugin.dnr_check is not None and self.plugin.dnr_check(header):
+                return NA
+            choice = self._try_fallback(header)
+            if choice is None:
+                if self._failure_is_na:
+                    return NA
+                raise
+        if isinstance(choice, str):
+            if choice in NA_VALUES:
+                return NA
+            if choice in OMIT_VALUES:
+                return OMITTED
+        return choice
+
+    def _try_fallback(self, header: Mapping[str, Any]) -> Any:
+        if self._fallback is None:
+            return None
+        try:
+            fallback = self._fallback(self, header)
+        except CrdsminiError:
+            return None
+        if fallback is None:
+            return None
+        minimized = {key: fallback.get(key, "UNDEFINED") for key in self.required_parkeys}
+        try:
+            return self.selector.choose(self.map_irrelevant_parkeys_to_na(minimized))
+        except CrdsminiError:
+            return None
+
+    def select(self, header: Mapping[str, Any]) -> Any:
+        """Like ``get_best_ref`` but failures raise typed crdsmini errors."""
+        outcome = self._lookup(header)
+        if outcome is NA:
+            return NOT_FOUND_NA
+        if outcome is OMITTED:
+            return None
+        return outcome
+
+    def get_best_ref(self, header: Mapping[str, Any]) -> Any:
+        """Exactly CRDS's answer: a file name, None (OMIT), a tuple, or "NOT FOUND ..."."""
+        try:
+            return self.select(header)
+        except CrdsminiError as exc:
+            return "NOT FOUND " + exc.message
+
+    def reference_names(self) -> list[str]:
+        """Every file name the rules can return, sorted."""
+        names = set()
+        for terminal in _terminals(self.selector):
+            if isinstance(terminal, str):
+                if terminal not in NA_VALUES and terminal not in OMIT_VALUES:
+                    names.add(terminal)
+            elif isinstance(terminal, (tuple, list)):
+                names.update(t for t in terminal if isinstance(t, str))
+            elif isinstance(terminal, dict):
+                names.update(t for t in terminal.values() if isinstance(t, str))
+        return sorted(names)
+
+    def mapping_names(self) -> list[str]:
+        return [self.name]
+
+
+def _terminals(selector: Any) -> Iterable[Any]:
+    if isinstance(selector, Selector):
+        yield from selector.walk_terminals()
+    else:
+        yield selector
+
+
+class InstrumentContext(Mapping_):
+    """An .imap: one rmap (or N/A / OMIT) per reference type."""
+
+    kind = "imap"
+    _required_header = Mapping_._required_header + ("instrument",)
+
+    def __init__(self, source: MappingSource, path: Path | None, selections: Mapping[str, Any]) -> None:
+        super().__init__(source, path)
+        self.instrument = str(self.header_value("instrument"))
+        self.selections: dict[str, Any] = dict(selections)  # filekind (lower) -> rmap or special str
+
+    def get_rmap(self, filekind: str) -> ReferenceMapping:
+        choice = self.selections.get(filekind.lower())
+        if not isinstance(choice, ReferenceMapping):
+            raise UnknownReftypeError(f"Unknown reference type {filekind.lower()!r}", keyword=filekind)
+        return choice
+
+    def required_parkeys(self, instrument: str | None = None) -> tuple[str, ...]:
+        """The imap's own parkey plus every rmap's required parkeys, in first-seen order."""
+        keys: dict[str, None] = dict.fromkeys(self.parkey if isinstance(self.parkey, (tuple, list)) else ())
+        for choice in self.selections.values():
+            if isinstance(choice, ReferenceMapping):
+                keys.update(dict.fromkeys(choice.required_parkeys))
+        return tuple(keys)
+
+    def _filekinds(self, include: Iterable[str] | None) -> list[str]:
+        if not include:
+            return list(self.selections)
+        return [str(kind).lower() for kind in include]
+
+    def select_references(self, header: Mapping[str, Any], include: Iterable[str] | None = None) -> dict[str, Any]:
+        """Per filekind: the answer, or the crdsmini error that CRDS would turn into a string.
+
+        OMIT types are absent; N/A types map to "NOT FOUND n/a".
+        """
+        results: dict[str, Any] = {}
+        for filekind in self._filekinds(include):
+            if filekind not in self.selections:
+                results[filekind] = UnknownReftypeError(f"Unknown reference type {filekind!r}", keyword=filekind)
+                continue
+            choice = self.selections[filekind]
+            if isinstance(choice, str):
+                if choice in NA_VALUES:
+                    results[filekind] = NOT_FOUND_NA
+                elif choice in OMIT_VALUES:
+                    continue
+                else:
+                    results[filekind] = MappingError(f"bad selection {choice!r} for {filekind!r}")
+                continue
+            try:
+                answer = choice.select(header)
+            except CrdsminiError as exc:
+                results[filekind] = exc
+                continue
+            if answer is not None:
+                results[filekind] = answer
+        return results
+
+    def get_best_references(self, header: Mapping[str, Any], include: Iterable[str] | None = None) -> dict[str, Any]:
+        """Exactly CRDS's dict: lower-case filekinds, failures as "NOT FOUND ..." strings."""
+        return {kind: ("NOT FOUND " + value.message) if isinstance(value, CrdsminiError) else value
+                for kind, value in self.select_references(header, include).items()}
+
+    def reference_names(self) -> list[str]:
+        names: set[str] = set()
+        for choice in self.selections.values():
+            if isinstance(choice, ReferenceMapping):
+                names.update(choice.reference_names())
+        return sorted(names)
+
+    def mapping_names(self) -> list[str]:
+        names = {self.name}
+        for choice in self.selections.values():
+            if isinstance(choice, ReferenceMapping):
+                names.add(choice.name)
+        return sorted(names)
+
+    def minimize_header(self, header: Mapping[str, Any], extra: Iterable[str] = ()) -> dict[str, str]:
+        """The conditioned top-level header (rules-language §3.1 steps 2–3).
+
+        Keys are upper-cased first (so ``Detector`` is found), then exactly the required
+        parkeys are kept (absent ones as ``UNDEFINED``) and every value conditioned.
+        """
+        upper = {str(key).upper(): value for key, value in header.items()}
+        minimized = {}
+        for key in list(self.required_parkeys()) + list(extra):
+            minimized[key.upper()] = condition_value(upper.get(key.upper(), "UNDEFINED"))
+        return minimized
+
+
+class PipelineContext(Mapping_):
+    """A .pmap: one imap per instrument."""
+
+    kind = "pmap"
+
+    def __init__(self, source: MappingSource, path: Path | None, selections: Mapping[str, InstrumentContext]) -> None:
+        super().__init__(source, path)
+        self.selections: dict[str, InstrumentContext] = dict(selections)  # instrument (lower) -> imap
+
+    @property
+    def instrument_key(self) -> str:
+        parkey = self.parkey
+        return str(parkey[0]) if isinstance(parkey, (tuple, list)) and parkey else "INSTRUME"
+
+    def get_instrument(self, header: Mapping[str, Any]) -> str:
+        """The instrument named by the header, lower case (rules-language §3.2)."""
+        key = self.instrument_key
+        for candidate in (key.upper(), key.lower()) + _INSTRUMENT_KEYS:
+            if candidate in header and str(header[candidate]).upper() != "UNDEFINED":
+                instrument = str(header[candidate]).lower()
+                return _INSTRUMENT_ALIASES.get(instrument, instrument)
+        raise MissingKeyError(f"Missing {key!r} keyword in header for determining instrument.", keyword=key)
+
+    def get_imap(self, instrument: str) -> InstrumentContext:
+        imap = self.selections.get(instrument.lower())
+        if imap is None:
+            raise UnknownInstrumentError(f"Unknown instrument {instrument!r} for context {self.name!r}",
+                                         keyword=self.instrument_key)
+        return imap
+
+    def required_parkeys(self, instrument: str) -> tuple[str, ...]:
+        imap = self.get_imap(instrument)
+        return tuple(dict.fromkeys((self.instrument_key,) + imap.required_parkeys()))
+
+    def select_references(self, header: Mapping[str, Any], include: Iterable[str] | None = None) -> dict[str, Any]:
+        """Per filekind answer or error; a missing/unknown instrument raises."""
+        return self.get_imap(self.get_instrument(header)).select_references(header, include)
+
+    def get_best_references(self, header: Mapping[str, Any], include: Iterable[str] | None = None) -> dict[str, Any]:
+        """Exactly CRDS's ``PipelineContext.get_best_references``: raw header, no conditioning."""
+        return self.get_imap(self.get_instrument(header)).get_best_references(header, include)
+
+    def minimize_header(self, header: Mapping[str, Any]) -> dict[str, str]:
+        """The conditioned, minimised header CRDS's ``getrecommendations`` looks up with."""
+        imap = self.get_imap(self.get_instrument({str(k).upper(): v for k, v in header.items()}))
+        return imap.minimize_header(header, extra=(self.instrument_key,))
+
+    def reference_names(self) -> list[str]:
+        names: set[str] = set()
+        for imap in self.selections.values():
+            names.update(imap.reference_names())
+        return sorted(names)
+
+    def mapping_names(self) -> list[str]:
+        names = {self.name}
+        for imap in self.selections.values():
+            names.update(imap.mapping_names())
+        return sorted(names)

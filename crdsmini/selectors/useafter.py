@@ -1,0 +1,182 @@
+"""The UseAfter family: choose by date (UseAfter, ClosestTime) or version (VersionAfter).
+
+These are the only selectors that merge when Match rows tie (rules-language §6.6, §7, §8.1,
+§8.3).  Keys are kept sorted at load so a lookup is one bisect.
+"""
+from __future__ import annotations
+
+import bisect
+import re
+import struct
+from typing import Any, Mapping
+
+from crdsmini.errors import InvalidVersionError, MappingError, MissingKeyError, NoSelectionError
+from crdsmini.literals import SelectorCall
+from crdsmini.selectors.base import BuildContext, Selector, build_choice
+from crdsmini.timestamps import DateFormatError, dataset_time, parse_datetime
+
+__all__ = ["UseAfterSelector", "VersionAfterSelector", "ClosestTimeSelector", "parse_version"]
+
+
+def _resolve(choice: Any, header: Mapping[str, Any]) -> Any:
+    return choice.choose(header) if isinstance(choice, Selector) else choice
+
+
+def _merge_sorted(kind: str, selectors: list["_Sequential"], max_of_equal) -> tuple[list, list]:
+    """Union of the keys of several selectors; on an equal key keep the greater choice."""
+    merged: dict[Any, Any] = {}
+    for selector in selectors:
+        for key, choice in zip(selector.keys, selector.choices):
+            if key in merged:
+                merged[key] = max_of_equal(merged[key], choice)
+            else:
+                merged[key] = choice
+    keys = sorted(merged)
+    return keys, [merged[key] for key in keys]
+
+
+def _greater(a: Any, b: Any) -> Any:
+    return a if str(a) >= str(b) else b
+
+
+class _Sequential(Selector):
+    """Shared shape: sorted keys, aligned choices, the same parameters."""
+
+    mergeable = True
+
+    def __init__(self, params: tuple[str, ...], keys: list, choices: list, raw_keys: list | None = None) -> None:
+        self.params = params
+        self.keys = keys
+        self.choices = choices
+        self.raw_keys = raw_keys if raw_keys is not None else list(keys)
+
+    def children(self) -> list[Any]:
+        return list(self.choices)
+
+    def merge(self, others: list[Any]) -> Selector:
+        group = [self]
+        for other in others:
+            if type(other) is not type(self):
+                return super().merge(others)
+            group.append(other)
+        keys, choices = _merge_sorted(self.kind, group, _greater)
+        return self._with(keys, choices)
+
+    def _with(self, keys: list, choices: list) -> "_Sequential":
+        return type(self)(self.params, keys, choices)
+
+
+class UseAfterSelector(_Sequential):
+    """``UseAfter({date: choice})``: the greatest date string <= the dataset time."""
+
+    kind = "UseAfter"
+
+    @property
+    def dates(self) -> list[str]:
+        return self.keys
+
+    @classmethod
+    def build(cls, call: SelectorCall, context: BuildContext, depth: int) -> "UseAfterSelector":
+        params = context.params(depth)
+        table = {str(key): build_choice(value, context, depth + 1)
+                 for key, value in call.argument.resolved().items()}
+        keys = sorted(table)
+        return cls(params, keys, [table[key] for key in keys])
+
+    def choose(self, header: Mapping[str, Any]) -> Any:
+        when = dataset_time(header, self.params, "UseAfter")
+        index = bisect.bisect_right(self.keys, when) - 1
+        if index < 0:
+            raise NoSelectionError(f"No selection <= {when!r}")
+        return _resolve(self.choices[index], header)
+
+    def neighbours(self, header: Mapping[str, Any]) -> tuple[str, int]:
+        """The dataset time and the index of the chosen date (-1: none), for ``explain``."""
+        when = dataset_time(header, self.params, "UseAfter")
+        return when, bisect.bisect_right(self.keys, when) - 1
+
+
+_VERSION = re.compile(r"^(\d{1,8}(\.\d{1,8}(\.\d{1,8})?)?)[A-Za-z0-9_+\-.]{0,128}$")
+
+
+def parse_version(text: Any) -> tuple[int, int, int] | None:
+    """A version string -> (major, minor, patch), or None when it is not a version."""
+    found = _VERSION.match(str(text))
+    if found is None:
+        return None
+    parts = [int(p) for p in found.group(1).split(".")]
+    return tuple((parts + [0, 0, 0])[:3])  # type: ignore[return-value]
+
+
+class VersionAfterSelector(_Sequential):
+    """``VersionAfter({version: choice})``: the greatest version <= the dataset's."""
+
+    kind = "VersionAfter"
+
+    @classmethod
+    def build(cls, call: SelectorCall, context: BuildContext, depth: int) -> "VersionAfterSelector":
+        params = context.params(depth)
+        table: dict[tuple, Any] = {}
+        raw: dict[tuple, Any] = {}
+        for key, value in call.argument.resolved().items():
+            version = parse_version(key)
+            if version is None:
+                raise MappingError(f"Can't load file {context.name} : Invalid version string {str(key)!r}",
+                                   file=context.name)
+            table[version] = build_choice(value, context, depth + 1)
+            raw[version] = key
+        keys = sorted(table)
+        return cls(params, keys, [table[k] for k in keys], [raw[k] for k in keys])
+
+    def choose(self, header: Mapping[str, Any]) -> Any:
+        parts = []
+        for param in self.params:
+            if param not in header:
+                raise MissingKeyError(f"VersionAfter required lookup parameter '{param}' is undefined.",
+                                      keyword=param)
+            parts.append(str(header[param]))
+        text = ".".join(parts)
+        version = parse_version(text)
+        if version is None:
+            raise InvalidVersionError(f"Invalid version string {text!r}")
+        index = bisect.bisect_right(self.keys, version) - 1
+        if index < 0:
+            raise NoSelectionError(f"No selection <= {version!r}")
+        return _resolve(self.choices[index], header)
+
+
+def _float32(value: float) -> float:
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+class ClosestTimeSelector(_Sequential):
+    """``ClosestTime({date: choice})``: the date nearest the dataset time (float32 seconds)."""
+
+    kind = "ClosestTime"
+
+    def __init__(self, params, keys, choices, raw_keys=None) -> None:
+        super().__init__(params, keys, choices, raw_keys)
+        self._times = [parse_datetime(key) for key in keys]
+
+    @classmethod
+    def build(cls, call: SelectorCall, context: BuildContext, depth: int) -> "ClosestTimeSelector":
+        params = context.params(depth)
+        table = {str(key): build_choice(value, context, depth + 1)
+                 for key, value in call.argument.resolved().items()}
+        keys = sorted(table)
+        try:
+            return cls(params, keys, [table[key] for key in keys])
+        except DateFormatError as exc:
+            raise MappingError(f"Can't load file {context.name} : bad ClosestTime key: {exc}",
+                               file=context.name) from None
+
+    def choose(self, header: Mapping[str, Any]) -> Any:
+        when = parse_datetime(dataset_time(header, self.params, "ClosestTime"))
+        best, best_distance = -1, None
+        for index, moment in enumerate(self._times):
+            distance = _float32(abs((moment - when).total_seconds()))
+            if best_distance is None or distance < best_distance:
+                best, best_distance = index, distance
+        if best < 0:
+            raise NoSelectionError(f"No selection near {when!r}")
+        return _resolve(self.choices[best], header)
