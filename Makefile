@@ -24,7 +24,7 @@ conformance: $(STAMP)  ## replay ../shared/conformance only
 	$(BIN)/pytest -m conformance tests
 
 demo: $(STAMP)  ## synthesize an IRIS frame, choose its references, calibrate it
-	$(BIN)/python -m crdsmini.demo demo_output
+	$(BIN)/python -m iris_reduce.demo demo_output
 
 bench: $(STAMP)  ## speed and memory figures (prints a table)
 	$(BIN)/python benchmarks/run.py
