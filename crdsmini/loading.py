@@ -20,12 +20,13 @@ __all__ = ["load_mapping", "load_single", "mapping_kind", "checksums_ignored_by_
 
 _KINDS = {".pmap": "pmap", ".imap": "imap", ".rmap": "rmap"}
 _HEADER_KINDS = {"pipeline": "pmap", "instrument": "imap", "reference": "rmap"}
-_TRUE = {"1", "true", "t", "yes", "y", "on"}
 
 
 def checksums_ignored_by_environment() -> bool:
     """``CRDS_IGNORE_MAPPING_CHECKSUM`` set to a true value switches verification off."""
-    return os.environ.get("CRDS_IGNORE_MAPPING_CHECKSUM", "").strip().lower() in _TRUE
+    from crdsmini.config import load_config  # the one place environment variables are read
+
+    return load_config().ignore_mapping_checksum
 
 
 def mapping_kind(path: Path, source: MappingSource | None = None) -> str:
