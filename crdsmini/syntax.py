@@ -111,7 +111,7 @@ class _ToLiterals(Transformer):
         return SelectorCall(str(token), args[0], token.line)
 
     def arguments(self, children):
-        return [c for c in children if c is not None] if children != [None] else []
+        return list(children)
 
     def empty_tuple(self, children):
         return ()
@@ -120,18 +120,13 @@ class _ToLiterals(Transformer):
         return children[0]
 
     def tuple(self, children):
-        return tuple(c for c in children if c is not None) if children[-1] is None else tuple(children)
+        return tuple(children)
 
     def list(self, children):
-        if children == [None]:
-            return []
-        items = list(children)
-        if items and items[-1] is None:
-            items.pop()
-        return items
+        return list(children)
 
     def dict(self, children):
-        return DictLiteral(tuple(c for c in children if c is not None))
+        return DictLiteral(tuple(children))
 
     def pair(self, children):
         return DictEntry(children[0], children[1])
@@ -145,7 +140,7 @@ class _ToLiteralsWithLines(_ToLiterals):
 
     @v_args(meta=True)
     def dict(self, meta, children):
-        return DictLiteral(tuple(c for c in children if c is not None), meta.line if not meta.empty else 0)
+        return DictLiteral(tuple(children), meta.line if not meta.empty else 0)
 
     @v_args(meta=True)
     def pair(self, meta, children):
