@@ -62,6 +62,9 @@ RMAPS = {
     ('IRIS2', 'H|K', 'CLEAR') : UseAfter({
         '2015-06-01 00:00:00' : 'tmt_iris_flat_2_0001.fits',
     }),
+    ('IRIS2', 'J', 'OPEN') : UseAfter({
+        '2020-01-01 00:00:00' : 'tmt_iris_flat_2j_0001.fits',
+    }),
 })""", ""),
     "tmt_iris_dark_0001.rmap": ("DARK", f"(('META.INSTRUMENT.DETECTOR', 'META.SUBARRAY.NAME'), {_DATE})", """Match({
     ('IRIS1', 'FULL') : UseAfter({
