@@ -297,7 +297,11 @@ class CrdsResolver(ReferenceResolver):
                         path: str | Path, first: str) -> Mapping[str, Any]:
         pipeline = self._load(path, first)
         try:
-            return pipeline.get_best_references(lookup, include=include)
+            # the top-level lookup: minimise to the context's parkeys and condition the values
+            # (upper case etc.), so 'Ks' or 'clear' in a FITS header match the rules
+            header = pipeline.minimize_header(lookup) if hasattr(pipeline, "minimize_header") \
+                else lookup
+            return pipeline.get_best_references(header, include=include)
         except Exception as exc:  # crdsmini's boundary: every failure becomes a reported error
             raise IrisReduceError(path, f"{first}: crdsmini lookup failed (context "
                                   f"{self.context}): {_describe(exc)}") from None
