@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.lexer import Lexer, PatternStr
 
 from crdsmini.errors import MappingError, MappingSyntaxError
 from crdsmini.literals import SELECTOR_NAMES, DictEntry, DictLiteral, SelectorCall
@@ -80,6 +83,9 @@ class _ToLiterals(Transformer):
 
     def bare(self, children):
         return ("bare", None, children[0], None, None)
+
+    def string(self, children):
+        return _decode_string(children[0])
 
     def strings(self, tokens):
         parts = [_decode_string(token) for token in tokens]
@@ -178,15 +184,127 @@ def _decode_number(token: Token) -> int | float:
         raise _Reject(f"invalid number {text}", token.line, token.column) from None
 
 
+@functools.lru_cache(maxsize=1)
+def _grammar() -> str:
+    return (Path(__file__).with_name("grammar.lark")).read_text(encoding="utf-8")
+
+
 @functools.lru_cache(maxsize=2)
 def _parser(with_lines: bool) -> Lark:
-    """The LALR parser; the fast one transforms inline, the other keeps positions."""
-    grammar = (Path(__file__).with_name("grammar.lark")).read_text(encoding="utf-8")
+    """The reference LALR parser (lark's contextual lexer); the other keeps positions.
+
+    It is the judge: the fast path below only ever returns what this one would, and any text
+    the fast path does not accept is re-parsed here so errors read the same either way.
+    """
     if with_lines:
-        return Lark(grammar, parser="lalr", lexer="contextual", postlex=_BracketNewlines(),
+        return Lark(_grammar(), parser="lalr", lexer="contextual", postlex=_BracketNewlines(),
                     propagate_positions=True, maybe_placeholders=True)
-    return Lark(grammar, parser="lalr", lexer="contextual", postlex=_BracketNewlines(),
+    return Lark(_grammar(), parser="lalr", lexer="contextual", postlex=_BracketNewlines(),
                 maybe_placeholders=True, transformer=_ToLiterals())
+
+
+class _BareToken(Token):
+    """A token without position: only the parser's ``type`` and the text are ever read.
+
+    Building lark's full Token (eight attributes) for each of ~150,000 tokens was a third
+    of the load time; positions are only needed for NAME tokens (statement and selector
+    lines), which stay full Tokens, and for error messages, which the reference path makes.
+    """
+
+    __slots__ = ()
+    start_pos = line = column = end_line = end_column = end_pos = None
+
+    @property
+    def value(self) -> str:  # type: ignore[override]
+        return str.__str__(self)
+
+
+def _bare_class(kind: str) -> type:
+    return type(f"_{kind.strip('_').title()}Token", (_BareToken,), {"__slots__": (), "type": kind})
+
+
+class _FastLexer(Lexer):
+    """The grammar's own terminals, lexed in one regex pass over the whole text.
+
+    Same regular expressions as lark's lexer, in the same order, so on text it accepts it
+    yields exactly the token stream of the contextual lexer plus ``_BracketNewlines`` (the
+    contextual lexer only differs on tokens the parser would reject, and rejected text goes
+    to the reference path).  The token type is read off the first character; that relies on
+    the terminals of grammar.lark, which the constructor checks.
+    """
+
+    _REGEX_TERMINALS = ("STRING", "NUMBER", "NAME", "_NEWLINE")
+
+    def __init__(self, lexer_conf: Any) -> None:
+        terminals = {t.name: t for t in lexer_conf.terminals}
+        ignore = [terminals[name] for name in lexer_conf.ignore]
+        literals = [t for t in terminals.values() if isinstance(t.pattern, PatternStr)]
+        regexes = sorted((t for t in terminals.values() if t not in literals and t.name not in lexer_conf.ignore),
+                         key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name))
+        if sorted(t.name for t in regexes) != sorted(self._REGEX_TERMINALS) or \
+                any(len(t.pattern.value) != 1 for t in literals):
+            raise RuntimeError("grammar.lark terminals changed: update syntax._FastLexer")
+        for terminal in terminals.values():
+            if re.compile(terminal.pattern.to_regexp()).groups:
+                raise RuntimeError(f"grammar.lark terminal {terminal.name} has a capturing group")
+        # Literals first: no regex terminal can start with a punctuation character, so this
+        # order matches the same token as lark's.  The skip run is possessive (3.11+) so that
+        # trailing white space can never be handed back to the error alternative.
+        skip = "(?:" + "|".join(t.pattern.to_regexp() for t in ignore) + ")"
+        skip += "*+" if sys.version_info >= (3, 11) else "*"
+        tokens = "|".join([t.pattern.to_regexp() for t in literals] + [t.pattern.to_regexp() for t in regexes])
+        self._scan = re.compile(f"({skip})(?:({tokens})|([\\s\\S]))").findall
+        self._literals = {t.pattern.value: str.__new__(_bare_class(t.name), t.pattern.value) for t in literals}
+        self._openers = {t.pattern.value for t in literals if t.name in _OPENERS}
+        self._closers = {t.pattern.value for t in literals if t.name in _CLOSERS}
+        self._string, self._number = _bare_class("STRING"), _bare_class("NUMBER")
+        self._newline = str.__new__(_bare_class("_NEWLINE"), "\n")
+
+    def lex(self, text: str) -> list[Token]:
+        literals, openers, closers = self._literals, self._openers, self._closers
+        string, number, newline, new = self._string, self._number, self._newline, str.__new__
+        out: list[Token] = []
+        append = out.append
+        depth = pos = 0
+        line, line_pos = 1, 0  # line number at line_pos, advanced lazily for NAME tokens
+        for skipped, token, error in self._scan(text):
+            if error:
+                raise _FastPathRefused(pos + len(skipped))
+            start = pos + len(skipped)
+            pos = start + len(token)
+            literal = literals.get(token)
+            if literal is not None:
+                if token in openers:
+                    depth += 1
+                elif token in closers and depth:
+                    depth -= 1
+                append(literal)
+                continue
+            first = token[0]
+            if first in "'\"":
+                append(new(string, token))
+            elif first in "\r\n":
+                if not depth:
+                    append(newline)
+            elif first in "0123456789.":
+                append(new(number, token))
+            elif token[-1] in "'\"":
+                append(new(string, token))  # a prefixed string such as r'...'
+            else:
+                line += text.count("\n", line_pos, start)
+                line_pos = start
+                append(Token("NAME", token, start, line, start - text.rfind("\n", 0, start)))
+        return out
+
+
+class _FastPathRefused(Exception):
+    """Internal: the fast lexer met text it does not handle; the reference path decides."""
+
+
+@functools.lru_cache(maxsize=1)
+def _fast_parser() -> Lark:
+    """The same LALR tables fed by ``_FastLexer``; values are built inline."""
+    return Lark(_grammar(), parser="lalr", lexer=_FastLexer, maybe_placeholders=True, transformer=_ToLiterals())
 
 
 def _describe(exc: UnexpectedInput, text: str) -> str:
@@ -208,10 +326,16 @@ def parse_mapping_text(text: str, name: str = "<string>", *, with_lines: bool = 
 
     ``with_lines`` records the line of every dict entry (slower; for ``check``).
     """
+    statements = None
+    if not with_lines:
+        try:
+            statements = _fast_parser().parse(text)
+        except Exception:  # noqa: BLE001 - anything unusual is re-parsed below, which reports it
+            statements = None
     try:
         if with_lines:
             statements = _ToLiteralsWithLines().transform(_parser(True).parse(text))
-        else:
+        elif statements is None:
             statements = _parser(False).parse(text)
     except UnexpectedInput as exc:
         line, column = getattr(exc, "line", None), getattr(exc, "column", None)
