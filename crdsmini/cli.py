@@ -112,8 +112,6 @@ def main() -> None:
 
 _COMMON_OPTIONS = [
     click.argument("files", nargs=-1, type=click.Path(dir_okay=False)),
-    click.option("-f", "--files", "files_flag", is_flag=True, hidden=True,
-                 help="Dataset files follow (crds style); files may also be plain arguments."),
     click.option("-n", "--context", "--new-context", "context", metavar="CTX",
                  help="Context .pmap (name in the cache, or a path).  Default: CRDS_CONTEXT, "
                       "the cache's server_config, or the bundled context."),
@@ -153,13 +151,17 @@ def _with_common(function):
               default="text", show_default=True, help="Output format on stdout.")
 @click.option("--explain", is_flag=True,
               help="Explain each choice: rules path, parameters, surviving rows, dates.")
-def bestrefs_command(files: tuple[str, ...], files_flag: bool, context: str | None,
+def bestrefs_command(files: tuple[str, ...], context: str | None,
                      types: tuple[str, ...], header_files: tuple[str, ...], verbose: int,
                      verbosity: int | None, old_context: str | None,
                      skip_types: tuple[str, ...], all_types: bool, update_bestrefs: bool,
                      print_new_references: bool, print_affected: bool, output_format: str,
                      explain: bool) -> None:
-    """Choose the best reference files for dataset FILES (FITS, JSON or JSON lines)."""
+    """Choose the best reference files for dataset FILES (FITS, JSON or JSON lines).
+
+    FILES may also follow -f/--files, crds style.  Without --print-new-references,
+    --print-affected or --format, one block per dataset lists each type's reference.
+    """
     _run(files, header_files, context=context, old_context=old_context,
          types=_split_types(types), skip_types=_split_types(skip_types),
          verbose=_verbosity(verbose, verbosity), update=update_bestrefs,
@@ -171,10 +173,15 @@ def bestrefs_command(files: tuple[str, ...], files_flag: bool, context: str | No
 @_with_common
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]),
               default="text", show_default=True, help="Output format on stdout.")
-def explain_command(files: tuple[str, ...], files_flag: bool, context: str | None,
+def explain_command(files: tuple[str, ...], context: str | None,
                     types: tuple[str, ...], header_files: tuple[str, ...], verbose: int,
                     verbosity: int | None, output_format: str) -> None:
-    """Explain why each reference was (or was not) chosen for dataset FILES."""
+    """Explain why each reference was (or was not) chosen for dataset FILES.
+
+    The same as `crdsmini bestrefs --explain`: for each type the rules path, the parameter
+    values used, the Match rows that survive with their weights, the UseAfter date chosen
+    and its neighbours; for a failure the nearest rows and the values the rules accept.
+    """
     _run(files, header_files, context=context, old_context=None, types=_split_types(types),
          skip_types=[], verbose=_verbosity(verbose, verbosity), update=False, print_new=False,
          print_affected=False, output_format=output_format, explain=True)
