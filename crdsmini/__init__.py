@@ -7,3 +7,5 @@ from crdsmini.loading import load_mapping  # noqa: E402
 from crdsmini.model import InstrumentContext, PipelineContext, ReferenceMapping  # noqa: E402
 
 __all__ = ["load_mapping", "PipelineContext", "InstrumentContext", "ReferenceMapping", "__version__"]
+
+from crdsmini.api import getrecommendations, getreferences  # noqa: E402
