@@ -333,11 +333,8 @@ def _edit_rmap(request: _EditRequest, config: Config) -> None:
     from crdsmini.newcontext import find_context_for, next_name
 
     old_path = request.old_path
-    new_path = Path(request.new_rmap) if request.new_rmap else \
-        old_path.parent / next_name(old_path.name, old_path.parent)
-    _refuse_existing_new(old_path, new_path, request.force)
     cache = _open_cache(old_path, request.cache, config)
-    lock_folder = new_path.resolve().parent
+    lock_folder = old_path.resolve().parent
     if cache is not None:
         try:
             lock_folder = cache.mappings_dir(observatory_of(old_path.name))
@@ -347,8 +344,10 @@ def _edit_rmap(request: _EditRequest, config: Config) -> None:
     if lock is not None:
         lock.acquire()
     try:
-        # Everything is read and checked again under the lock: another run may have just
-        # written NEW or changed OLD.
+        # Names are chosen and everything is read under the lock: a run that waited sees
+        # what the previous one wrote.
+        new_path = Path(request.new_rmap) if request.new_rmap else \
+            old_path.parent / next_name(old_path.name, old_path.parent)
         _refuse_existing_new(old_path, new_path, request.force)
         summary, writes, planned = _plan_edit(request, old_path, new_path, cache, find_context_for)
         if request.show_diff:

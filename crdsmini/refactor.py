@@ -329,6 +329,11 @@ class _Rmap:
         return list(dict.fromkeys(names))
 
 
+def _default_classes(parkey: tuple[Any, ...]) -> tuple[str, ...]:
+    """Selector classes of an rmap without a 'classes' entry: one level per parkey level."""
+    return ("Match",) if len(parkey) == 1 else ("Match", "UseAfter")
+
+
 def _rmap_info(document: MappingDocument) -> _Rmap:
     header = document.header
     parkey = header.get("parkey", ())
@@ -343,7 +348,7 @@ def _rmap_info(document: MappingDocument) -> _Rmap:
         observatory=str(header.get("observatory", "")),
         instrument=str(header.get("instrument", "")),
         filekind=str(header.get("filekind", "")),
-        classes=tuple(header.get("classes", ("Match", "UseAfter"))),
+        classes=tuple(header["classes"]) if "classes" in header else _default_classes(parkey),
         parkey=tuple(tuple(str(name) for name in level) for level in parkey),
         extra_keys=tuple(str(k) for k in header.get("extra_keys", ()) or ()),
         reffile_switch=None if switch == "NONE" else switch,
@@ -493,6 +498,11 @@ class _Inserter:
         if not isinstance(document.selector, SelectorNode):
             raise MappingError(f"'{document.name}' has no selector call to insert into", file=document.name)
         self.classes = self.info.classes
+        if options.crds_compat and "classes" not in document.header and self.classes != ("Match", "UseAfter"):
+            raise UnsupportedError(
+                f"'{document.name}' has no 'classes' entry: CRDS assumes ('Match', 'UseAfter') and cannot "
+                "insert into this Match-only rmap (IndexError: tuple index out of range); without "
+                "--crds-compat crdsmini reads the levels from 'parkey'", file=document.name, keyword="classes")
         for kind in self.classes:
             if kind not in ("Match", "UseAfter"):
                 raise UnsupportedError(
