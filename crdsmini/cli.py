@@ -204,6 +204,9 @@ def _run(files: Sequence[str], header_files: Sequence[str], *, context: str | No
         cache = open_cache(config, context=context)
         for line in config.describe():
             log.debug(f"config: {line}", 1)
+        if config.ini_file is not None:
+            log.warning(f"CRDS_INI_FILE={config.ini_file} is not read by crdsmini; "
+                        "set CRDS_PATH/CRDS_CONTEXT in the environment instead")
         new_ctx = lib.load_context(cache, context)
         old_ctx = lib.load_context(open_cache(config, context=old_context), old_context) \
             if old_context else None
@@ -256,21 +259,19 @@ def _emit(run: Any, *, output_format: str, print_new: bool, print_affected: bool
                         "errors": run.error_count, "datasets": records}
             click.echo(json.dumps(document, indent=2))
         return
-    if print_new or print_affected:
-        if print_new:
-            for line in lib.new_reference_lines(run):
-                click.echo(line)
-        if print_affected:
-            affected = lib.affected_datasets(run)
-            log.info(f"Affected products = {len(affected)}")
-            for name in affected:
-                click.echo(name)
-        return
     if explanations is not None:
         for explanation in explanations:
             click.echo(explanation.to_text())
-        return
-    click.echo(_table(run), nl=False)
+    if print_new:
+        for line in lib.new_reference_lines(run):
+            click.echo(line)
+    if print_affected:
+        affected = lib.affected_datasets(run)
+        log.info(f"Affected products = {len(affected)}")
+        for name in affected:
+            click.echo(name)
+    if explanations is None and not print_new and not print_affected:
+        click.echo(_table(run), nl=False)
 
 
 def _table(run: Any) -> str:

@@ -531,6 +531,20 @@ def test_library_run_without_cli(cache, tmp_path):
     assert lookup_header(pmap, datasets[0].header)["META.INSTRUMENT.FILTER"] == "K"
 
 
+def test_explain_with_print_new_references_prints_both(cache, tmp_path):
+    raw = write_raw(tmp_path / "raw.fits")
+    result = run("bestrefs", "--explain", "--print-new-references", "-t", "flat", str(raw))
+    assert "rules: tmt_0001.pmap -> tmt_iris_0001.imap -> tmt_iris_flat_0001.rmap" in result.stdout
+    assert result.stdout.splitlines()[-1] == f"{str(raw).lower()} iris flat none tmt_iris_flat_k_0002.fits"
+
+
+def test_crds_ini_file_is_reported_as_ignored(cache, tmp_path):
+    raw = write_raw(tmp_path / "raw.fits")
+    result = run("bestrefs", str(raw), env={"CRDS_INI_FILE": str(tmp_path / "crds.ini")})
+    assert result.exit_code == 0
+    assert "CRDS_INI_FILE" in result.stderr and "not read" in result.stderr
+
+
 def test_version_option():
     result = run("--version")
     assert result.exit_code == 0 and "crdsmini" in result.stdout
