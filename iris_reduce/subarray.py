@@ -109,7 +109,6 @@ def cut_offsets(science: Geometry, science_path: str | Path, ref_shape: tuple[in
     oy = science.y0 - ry0
     if ox < 0 or oy < 0 or ox + science.nx > rnx or oy + science.ny > rny:
         raise IrisReduceError(
-            science_path, f"reference {ref_path} (SUBSTRT1={rx0} SUBSTRT2={ry0}, extent "
-            f"{rnx}x{rny} = shape {_fmt_shape(ref_shape)}) does not cover the science subarray "
-            f"{science.describe()}")
+            science_path, f"reference {ref_path} (SUBSTRT1={rx0} SUBSTRT2={ry0}, shape "
+            f"{_fmt_shape(ref_shape)}) does not cover the science subarray {science.describe()}")
     return oy, ox

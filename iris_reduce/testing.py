@@ -32,7 +32,6 @@ __all__ = [
     "read_output",
 ]
 
-_REFS = Path("crds") / "references" / "tmt" / "iris"
 
 
 def engine_available() -> bool:
@@ -44,9 +43,13 @@ def engine_available() -> bool:
     return True
 
 
-def synthetic_resolver(root: str | Path, context: str = "tmt_9001.pmap") -> DictResolver:
-    """A DictResolver answering as the synthetic rules of spec 13 say (test stand-in)."""
-    refdir = Path(root) / _REFS
+def synthetic_resolver(cache: str | Path, context: str = "tmt_9001.pmap") -> DictResolver:
+    """A DictResolver answering as the synthetic rules of spec 13 say (test stand-in).
+
+    ``cache`` is the synthetic cache root (``<synth>/crds``); files are located in its
+    ``references/tmt/iris/``.
+    """
+    refdir = Path(cache) / "references" / "tmt" / "iris"
 
     def answers(lookup: dict[str, str]) -> dict[str, str]:
         when = f"{lookup.get('META.OBSERVATION.DATE', '')} {lookup.get('META.OBSERVATION.TIME', '')}"
@@ -89,18 +92,23 @@ class Case:
     def path(self, name: str) -> Path:
         return self.data / name
 
-    def run(self, *args: Any, context: str = "tmt_9001.pmap", default: bool = True) -> Result:
-        """``iris-reduce <args>`` with the default options of spec 14 (``--crds-path`` ...)."""
+    def run(self, *args: Any, context: str = "tmt_9001.pmap", default: bool = True,
+            crds: Path | None = None) -> Result:
+        """``iris-reduce <args>`` with the default options of spec 14 (``--crds-path`` ...).
+
+        ``crds`` replaces the synthetic cache root (e.g. a damaged copy).
+        """
         argv = [str(a) for a in args]
         command = argv[0] if argv else ""
+        root = self.data / "crds" if crds is None else Path(crds)
         if default and command in ("reduce", "make-sky", "make-dark", "make-flat"):
-            argv += ["--crds-path", str(self.data / "crds"), "--context", context]
+            argv += ["--crds-path", str(root), "--context", context]
             if command == "reduce" and "-o" not in argv and "--output" not in argv \
                     and "-d" not in argv:
                 argv += ["-d", str(self.out)]
         obj = None
         if self.engine == "dict":
-            obj = {"resolver": synthetic_resolver(self.data, context)}
+            obj = {"resolver": synthetic_resolver(root, context)}
         return CliRunner().invoke(main, argv, obj=obj, catch_exceptions=False)
 
     def output(self, name: str) -> Path:
