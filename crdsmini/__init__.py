@@ -1,11 +1,22 @@
-"""crdsmini: CRDS-compatible calibration reference selection without the STScI stack."""
+"""crdsmini: CRDS-compatible calibration reference selection without the STScI stack.
+
+``load_mapping`` loads a .pmap/.imap/.rmap; ``getrecommendations``/``getreferences`` are the
+CRDS-style drop-in calls for reduction code.
+"""
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from crdsmini.api import getrecommendations, getreferences  # noqa: E402
 from crdsmini.loading import load_mapping  # noqa: E402
 from crdsmini.model import InstrumentContext, PipelineContext, ReferenceMapping  # noqa: E402
 
-__all__ = ["load_mapping", "PipelineContext", "InstrumentContext", "ReferenceMapping", "__version__"]
-
-from crdsmini.api import getrecommendations, getreferences  # noqa: E402
+__all__ = [
+    "load_mapping",
+    "getrecommendations",
+    "getreferences",
+    "PipelineContext",
+    "InstrumentContext",
+    "ReferenceMapping",
+    "__version__",
+]
