@@ -512,6 +512,7 @@ class _Inserter:
             raise MappingError(f"'{document.name}': parkey has fewer levels than classes "
                                f"{self.classes!r}", file=document.name, keyword="parkey")
         self._check_shape(document.selector, 0)
+        self.valid_values = options.valid_values
 
     def _check_shape(self, node: SelectorNode, level: int) -> None:
         if level >= len(self.classes) or node.name != self.classes[level]:
@@ -549,16 +550,24 @@ class _Inserter:
         return tuple(values)
 
     def _undefined(self, reference: ReferenceInput, name: str) -> None:
-        allowed = self.options.allow_bad_values
-        if self.options.crds_compat or allowed:
-            if not (self.options.valid_values and name in self.options.valid_values and not allowed):
-                self.warnings.append(f"In reference '{reference.name}' : keyword '{annotate(name)}' "
-                                     "is missing; inserted as 'UNDEFINED'")
+        """A Match keyword the reference does not have (its value is 'UNDEFINED')."""
+        warning = f"In reference '{reference.name}' : keyword '{annotate(name)}' is missing; inserted as 'UNDEFINED'"
+        if self.options.allow_bad_values:
+            self.warnings.append(warning)
             return
-        raise MissingKeyError(
-            f"Reference file '{reference.path}' has no keyword '{annotate(name)}', which rmap "
-            f"'{self.info.name}' matches on (use --allow-bad-values to insert it as 'UNDEFINED')",
-            file=reference.path, keyword=name)
+        if not self.options.crds_compat:
+            raise MissingKeyError(
+                f"Reference file '{reference.path}' has no keyword '{annotate(name)}', which rmap "
+                f"'{self.info.name}' matches on (use --allow-bad-values to insert it as 'UNDEFINED')",
+                file=reference.path, keyword=name)
+        if self.valid_values and self.valid_values.get(name):
+            return  # reported by the valid-value check, as CRDS does
+        if self.info.is_hst:
+            # CRDS validates every HST key against its .tpn tables, which never list UNDEFINED.
+            raise InvalidValueError(
+                f"In reference '{reference.name}' : parameter='{annotate(name)}' value='UNDEFINED' is not "
+                "a valid value (the reference file has no such keyword)", file=reference.path, keyword=name)
+        self.warnings.append(warning)  # stock CRDS has no tables for JWST-style TMT rmaps
 
     def _hst_wildcards(self, values: list[Any], selector: SelectorNode) -> list[Any]:
         """HST ``ANY``/``-1`` values join the one existing row whose or-globs cover them.
@@ -586,7 +595,7 @@ class _Inserter:
         return chosen
 
     def _validate(self, reference: ReferenceInput, params: tuple[str, ...], values: list[Any]) -> None:
-        valid = self.options.valid_values
+        valid = self.valid_values
         if not valid or self.options.allow_bad_values:
             return
         for name, value in zip(params, values):
@@ -603,7 +612,8 @@ class _Inserter:
                     continue
                 raise InvalidValueError(
                     f"In reference '{reference.name}' : parameter='{annotate(name)}' value='{part}' "
-                    f"is not in {tuple(allowed)!r}", file=reference.path, keyword=name)
+                    f"is not in {tuple(allowed)!r}; use --allow-bad-values to insert it anyway",
+                    file=reference.path, keyword=name)
 
     def _useafter_key(self, reference: ReferenceInput, header: Mapping[str, str],
                       params: tuple[str, ...]) -> str:

@@ -409,3 +409,14 @@ def test_set_and_del_header_commands(tmp_path):
     assert refused.exit_code == 1 and "[file-exists]" in refused.output
     required = run("del-header", rmap, "parkey")
     assert required.exit_code == 1 and "required" in required.output
+
+
+def test_commands_are_registered_on_the_main_cli(tmp_path):
+    from crdsmini.cli import main
+
+    mappings = make_tmt_cache(tmp_path)
+    runner = CliRunner()
+    for name in ("checksum", "insert-reference", "delete-reference", "new-context", "set-header", "del-header",
+                 "check", "diff"):
+        assert runner.invoke(main, [name, "--help"]).exit_code == 0, name
+    assert runner.invoke(main, ["checksum", "--verify", str(mappings / "tmt_0001.pmap")]).exit_code == 0

@@ -148,3 +148,18 @@ def test_insert_reference(record, tmp_path, monkeypatch):
         assert _first_category(result.output) == expected["category"], result.output
         if record["new_rmap"] != record["rmap"]:
             assert not new.exists(), "nothing may be written when an insertion fails"
+
+
+def test_default_mode_fixes_the_name():
+    """Spec §3.13 T1: without --crds-compat the new rmap is named after its file, and the
+    sum is the one `crds checksum` gives that text."""
+    _require_corpus()
+    record = next(r for r in INSERTS if r["id"] == "tmt-flat-new-date")
+    from crdsmini.refactor import insert_references, read_references
+
+    old = load_document(CORPUS / record["old_rmap"])
+    references = read_references([CORPUS / r["file"] for r in record["references"]])
+    result = insert_references(old, references, old_name=record["rmap"], new_name=record["new_rmap"])
+    document, text = render(result.document)
+    assert document.header["name"] == "tmt_iris_flat_0004.rmap"
+    assert document.header["sha1sum"] == "ceb8ec2b24e43b45f0a04b1fe13bfd5b4d37bbac"
