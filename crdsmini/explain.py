@@ -426,16 +426,10 @@ def _parameters(rmap: Any, minimized: Mapping[str, str], prepared: Mapping[str, 
 
 
 def _prepared_header(rmap: Any, header: Mapping[str, Any]) -> Mapping[str, Any]:
-    # The engine's own per-rmap preparation: observatory hook (HST only), then
-    # parkey_relevance.  The hook is not public API; explain only reads its result.
-    precondition = getattr(rmap, "_precondition", None)
-    if precondition is not None:
-        try:
-            header = precondition(rmap, header)
-        except Exception:  # noqa: BLE001 - the real lookup reports this error
-            return header
+    # The engine's own per-rmap preparation (observatory hook, then parkey_relevance);
+    # when it fails the real lookup reports that error, so explain shows the raw header.
     try:
-        return rmap.map_irrelevant_parkeys_to_na(header)
+        return rmap.preprocess(header)
     except CrdsminiError:
         return header
 

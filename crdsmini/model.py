@@ -227,6 +227,15 @@ class ReferenceMapping(Mapping_):
             result[parkey] = "N/A"
         return result
 
+    def preprocess(self, header: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The header the selector sees: observatory precondition hook, then parkey relevance.
+
+        Raises what those raise (a missing key in a hook, an unknown name in an expression).
+        """
+        if self._precondition is not None:
+            header = self._precondition(self, header)
+        return self.map_irrelevant_parkeys_to_na(header)
+
     def _lookup(self, header: Mapping[str, Any]) -> Any:
         if self._omit is not None or self._relevance is not None:
             space = _namespace(header)
@@ -244,9 +253,7 @@ class ReferenceMapping(Mapping_):
                 except CrdsminiError as exc:
                     log.warning("Failed checking relevance for %r %r with expr %r : %s",
                                 self.instrument, self.filekind, self._relevance.text, exc)
-        if self._precondition is not None:
-            header = self._precondition(self, header)
-        header = self.map_irrelevant_parkeys_to_na(header)
+        header = self.preprocess(header)
         try:
             choice = self.selector.choose(header)
         except CrdsminiError:
