@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -134,6 +135,20 @@ def test_tmt_workflow_in_one_command(workflow_cache, tmp_path):
     old_context = load_mapping(mappings / workflow_cache["pmap"])
     assert old_context.get_best_references({**header, "META.OBSERVATION.DATE": "2030-02-01"},
                                            include=["flat"])["flat"] == last_file
+
+    # The same through the bestrefs command, on dataset FITS files.
+    from crdsmini.cli import main
+
+    dataset_cards = [("INSTRUME", "IRIS"), ("TIME-OBS", "00:00:00")]
+    dataset_cards += [(TMT_KEYWORDS.fits_keyword(p) or p, v) for p, v in zip(match_params, values)]
+    late = write_fits(tmp_path / "late.fits", dataset_cards + [("DATE-OBS", "2030-02-01")])
+    early = write_fits(tmp_path / "early.fits", dataset_cards + [("DATE-OBS", "2029-12-31")])
+    bestrefs = CliRunner().invoke(main, ["bestrefs", str(late), str(early), "--context", str(new_pmap),
+                                         "--types", "flat", "--format", "json"],
+                                  env={name: None for name in os.environ if name.startswith("CRDS")})
+    assert bestrefs.exit_code == 0, bestrefs.output
+    chosen = {Path(d["dataset"]).name: d["types"]["flat"]["bestref"] for d in json.loads(bestrefs.output)["datasets"]}
+    assert chosen == {"late.fits": new_ref.name, "early.fits": last_file}
 
     findings = check_paths([new_pmap])
     assert [f.text() for f in findings if f.severity == "error"] == []
