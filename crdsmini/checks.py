@@ -43,7 +43,7 @@ from crdsmini.checksum import compute_checksum, read_mapping_text
 from crdsmini.errors import CrdsminiError, MappingSyntaxError
 from crdsmini.loading import load_mapping
 from crdsmini.literals import DictEntry, DictLiteral, SelectorCall, plain_value
-from crdsmini.matchers import normalize_element
+from crdsmini.matchers import is_esoteric, normalize_element
 from crdsmini.syntax import MappingSource, parse_mapping_text
 from crdsmini.refactor import REQUIRED_HEADER_KEYS, covers, equal_weight, load_document, mapping_kind
 from crdsmini.timestamps import DateFormatError, reformat_date
@@ -347,8 +347,6 @@ def _substitute(value: Any, param: Any, substitutions: Mapping[str, Any]) -> Any
 
 def _check_valid_values(entry: DictEntry, fields: tuple[Any, ...], params: tuple[Any, ...],
                         valid: Mapping[str, Sequence[str]], out: _Collector) -> None:
-    from crdsmini.matchers import is_esoteric
-
     for value, param in zip(fields, params):
         allowed = valid.get(param)
         if not allowed or not isinstance(value, (str, int, float)):

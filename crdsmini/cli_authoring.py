@@ -26,6 +26,7 @@ import click
 from crdsmini.atomic import CacheLock, WriteSet
 from crdsmini.cache import Cache, infer_cache_root, observatory_of
 from crdsmini.checksum import compute_checksum, read_mapping_text, stated_checksum
+from crdsmini.checks import CheckOptions, check_paths, format_findings
 from crdsmini.config import Config, load_config
 from crdsmini.errors import ConfigurationError, CrdsminiError, FileExistsConflictError, MissingFileError
 from crdsmini.refactor import (
@@ -39,6 +40,8 @@ from crdsmini.refactor import (
     read_references,
     set_header,
 )
+from crdsmini.mapdiff import diff_mappings, format_differences
+from crdsmini.newcontext import find_context_for, next_name, plan_new_context
 from crdsmini.writer import render
 
 __all__ = [
@@ -330,8 +333,6 @@ class _EditRequest:
 
 
 def _edit_rmap(request: _EditRequest, config: Config) -> None:
-    from crdsmini.newcontext import find_context_for, next_name
-
     old_path = request.old_path
     cache = _open_cache(old_path, request.cache, config)
     lock_folder = old_path.resolve().parent
@@ -349,7 +350,7 @@ def _edit_rmap(request: _EditRequest, config: Config) -> None:
         new_path = Path(request.new_rmap) if request.new_rmap else \
             old_path.parent / next_name(old_path.name, old_path.parent)
         _refuse_existing_new(old_path, new_path, request.force)
-        summary, writes, planned = _plan_edit(request, old_path, new_path, cache, find_context_for)
+        summary, writes, planned = _plan_edit(request, old_path, new_path, cache)
         if request.show_diff:
             for path, before, after in planned:
                 click.echo(_unified_diff(before, after, f"{path} (before)", str(path)), nl=False)
@@ -374,10 +375,8 @@ def _refuse_existing_new(old_path: Path, new_path: Path, force: bool) -> None:
             file=str(new_path))
 
 
-def _plan_edit(request: _EditRequest, old_path: Path, new_path: Path, cache: Cache | None,
-               find_context_for: Any) -> tuple[list[str], WriteSet, list[tuple[Path, str, str]]]:
-    from crdsmini.newcontext import plan_new_context
-
+def _plan_edit(request: _EditRequest, old_path: Path, new_path: Path,
+               cache: Cache | None) -> tuple[list[str], WriteSet, list[tuple[Path, str, str]]]:
     document = load_document(old_path, kind="rmap")
     in_place = new_path.exists() and new_path.resolve() == old_path.resolve()
     if request.deleting:
@@ -455,8 +454,6 @@ def new_context_command(old_pmap: str, new_rmaps: Sequence[str], output_dir: str
 
     Every new file gets derived_from = the file it replaces and name = its own file name.
     """
-    from crdsmini.newcontext import plan_new_context
-
     try:
         rmaps = [(Path(path).name, load_document(path, kind="rmap").header) for path in new_rmaps]
         plan = plan_new_context(old_pmap, rmaps, output_dir=output_dir, in_place_imap=in_place_imap)
@@ -541,8 +538,6 @@ def check_command(files: Sequence[str], context: str | None, strict: bool, check
     One line per finding: FILE:LINE: SEVERITY [CODE] MESSAGE (or --format json).  A pmap or
     imap is checked with everything it selects.  Exit 1 when there are errors.
     """
-    from crdsmini.checks import CheckOptions, check_paths, format_findings
-
     paths = list(files) + ([context] if context else [])
     if not paths:
         raise click.UsageError("give mapping files and/or --context")
@@ -571,8 +566,6 @@ def diff_command(old: str, new: str, fmt: str, no_recurse: bool) -> None:
     Added, deleted and replaced files per match row and date, header changes; for contexts
     the same for every nested mapping that changed.  Exit 0 same, 1 different, 2 error.
     """
-    from crdsmini.mapdiff import diff_mappings, format_differences
-
     try:
         differences = diff_mappings(old, new, recurse=not no_recurse)
     except CrdsminiError as error:

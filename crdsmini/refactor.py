@@ -12,6 +12,7 @@ no substitutions), then add a row, add a date, or replace the file at that date.
 """
 from __future__ import annotations
 
+import ast
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -33,6 +34,7 @@ from crdsmini.errors import (
     UnsupportedError,
 )
 from crdsmini.expressions import compile_expression
+from crdsmini.literals import DictLiteral, SelectorCall
 from crdsmini.loading import load_mapping
 from crdsmini.matchers import is_esoteric, normalize_element
 from crdsmini.reference_headers import UNDEFINED, annotate, cross_strap, read_reference_cards
@@ -182,8 +184,6 @@ def checksum_document(text: str, name: str) -> MappingDocument:
 
 
 def _find_lists(value: Any) -> str | None:
-    from crdsmini.literals import DictLiteral, SelectorCall
-
     if isinstance(value, list):
         return repr(value)
     if isinstance(value, DictLiteral):
@@ -206,8 +206,6 @@ def _find_lists(value: Any) -> str | None:
 
 def parse_header_value(text: str) -> Any:
     """A header value typed on the command line: a Python literal if it is one, else text."""
-    import ast
-
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
