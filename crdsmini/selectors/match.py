@@ -3,6 +3,14 @@
 Built once at load: keys normalised and sorted, one compiled matcher per element, and per
 column a dict from plain key text to rows, so a lookup touches only the rows that can match
 instead of running every matcher of every row.
+
+Rows are sets of bits (Python ints, bit i = row i): a column answers a value with the rows
+it scores 1 and the rows it scores 0, and the survivors of a lookup are one AND per column.
+Lookups remember what they computed, per column (value -> row bits) and per node (value
+tuple -> groups of rows by weight): these are pure functions of the values, and real
+headers repeat a small vocabulary, so the second lookup with the same values is a dict probe.
+The memos are bounded, never change an answer, and are safe to share between threads
+(CPython dict reads and writes are atomic; a race only computes the same entry twice).
 """
 from __future__ import annotations
 
@@ -19,6 +27,10 @@ __all__ = ["MatchRow", "MatchColumn", "MatchSelector"]
 
 _WILD = frozenset({"*", "ANY", "N/A"})
 
+# Distinct values (per column) and value tuples (per Match node) remembered; past that a
+# lookup just computes.  Bounds memory under adversarial or high-cardinality inputs.
+_MEMO_LIMIT = 4096
+
 
 @dataclass(frozen=True)
 class MatchRow:
@@ -32,25 +44,26 @@ class MatchRow:
 class MatchColumn:
     """Everything a lookup needs about one parameter of a Match node."""
 
-    __slots__ = ("param", "matchers", "exact", "na_rows", "complex_rows", "valid", "accept_all",
-                 "has_na", "range", "substitutions")
+    __slots__ = ("param", "matchers", "exact", "na_bits", "complex_rows", "valid", "accept_all",
+                 "has_na", "range", "substitutions", "_memo")
 
     def __init__(self, param: str, elements: list[str], substitutions: Mapping[Any, Any], where: str) -> None:
         self.param = param
         compiled: dict[str, ElementMatcher] = {}
         self.matchers = tuple(compiled.setdefault(e, compile_element(e, where)) if e not in compiled
                               else compiled[e] for e in elements)
-        exact: dict[str, list[int]] = {}
-        na_rows, complex_rows = [], []
+        exact: dict[str, int] = {}
+        na_bits = 0
+        complex_rows = []
         for row, matcher in enumerate(self.matchers):
             if matcher.kind == PLAIN:
-                exact.setdefault(matcher.text, []).append(row)
+                exact[matcher.text] = exact.get(matcher.text, 0) | (1 << row)
             elif matcher.kind == NOT_APPLICABLE:
-                na_rows.append(row)
+                na_bits |= 1 << row
             else:
                 complex_rows.append(row)
-        self.exact = {text: tuple(rows) for text, rows in exact.items()}
-        self.na_rows = tuple(na_rows)
+        self.exact = exact                     # plain key text -> bits of its rows
+        self.na_bits = na_bits                 # rows whose key is N/A (always score 0)
         self.complex_rows = tuple(complex_rows)
         if any(is_esoteric(e) for e in elements):
             valid: frozenset[str] = frozenset()
@@ -69,25 +82,47 @@ class MatchColumn:
                 except ValueError:
                     self.range = None
         self.substitutions = substitutions
+        self._memo: dict[str, tuple[int, int]] = {}
 
-    def scores(self, value: str) -> dict[int, int]:
-        """Surviving rows of this column for ``value`` with their score (1 or 0)."""
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        state = {name: getattr(self, name) for name in self.__slots__}
+        state["_memo"] = {}
+        return (None, state)
+
+    def bits(self, value: str) -> tuple[int, int]:
+        """The rows of this column that ``value`` matches: (bits scoring 1, bits scoring 0)."""
+        found = self._memo.get(value)
+        if found is None:
+            found = self._bits(value)
+            if len(self._memo) < _MEMO_LIMIT:
+                self._memo[value] = found
+        return found
+
+    def _bits(self, value: str) -> tuple[int, int]:
+        ones = zeros = 0
         if value == "*" or value == "N/A":
-            result = {}
             for row, matcher in enumerate(self.matchers):
                 score = matcher.match(value)
-                if score >= 0:
-                    result[row] = score
-            return result
-        result = dict.fromkeys(self.exact.get(value, ()), 1)
-        for row in self.na_rows:
-            result[row] = 0
+                if score > 0:
+                    ones |= 1 << row
+                elif score == 0:
+                    zeros |= 1 << row
+            return ones, zeros
+        ones = self.exact.get(value, 0)
+        zeros = self.na_bits
         matchers = self.matchers
         for row in self.complex_rows:
             score = matchers[row].match(value)
-            if score >= 0:
-                result[row] = score
-        return result
+            if score > 0:
+                ones |= 1 << row
+            elif score == 0:
+                zeros |= 1 << row
+        return ones, zeros
+
+    def scores(self, value: str) -> dict[int, int]:
+        """Surviving rows of this column for ``value`` with their score (1 or 0)."""
+        ones, zeros = self.bits(value)
+        return {row: 1 if ones >> row & 1 else 0 for row in _rows_of(ones | zeros)}
 
     def precheck(self, value: Any) -> None:
         """The valid-value check of §6.3; raises InvalidValueError."""
@@ -121,6 +156,16 @@ class MatchColumn:
             return
         raise InvalidValueError(f" parameter='{self.param}' value='{value}' is not in {sorted(valid)!r}",
                                 keyword=self.param)
+
+
+def _rows_of(bits: int) -> list[int]:
+    """The row numbers set in ``bits``, ascending."""
+    rows = []
+    while bits:
+        low = bits & -bits
+        rows.append(low.bit_length() - 1)
+        bits ^= low
+    return rows
 
 
 def _substitution_target(table: Mapping[Any, Any], value: str) -> Any:
@@ -168,6 +213,7 @@ class MatchSelector(Selector):
             MatchColumn(param, [row.key[i] for row in rows], substitutions.get(param, {}), where)
             for i, param in enumerate(params))
         self._merged: dict[tuple[int, ...], Selector] = {}
+        self._groups: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
 
     @classmethod
     def build(cls, call: SelectorCall, context: BuildContext, depth: int) -> "MatchSelector":
@@ -215,37 +261,77 @@ class MatchSelector(Selector):
             column.precheck(value)
         return self._ranked(values)
 
-    def _ranked(self, values: list[Any]) -> list[tuple[int, int]]:
+    def _ranked(self, values: list[Any] | tuple[Any, ...]) -> list[tuple[int, int]]:
         if not self.columns:
             return [(row, 0) for row in range(len(self.rows))]
-        per_column = [column.scores(value if isinstance(value, str) else str(value))
-                      for column, value in zip(self.columns, values)]
-        per_column.sort(key=len)
-        first, rest = per_column[0], per_column[1:]
-        survivors = []
-        for row, score in first.items():
-            total = score
-            for other in rest:
-                part = other.get(row)
-                if part is None:
-                    break
-                total += part
-            else:
-                survivors.append((row, total))
-        survivors.sort(key=lambda pair: (-pair[1], pair[0]))
-        return survivors
+        survivors = -1  # every row
+        scoring = []
+        for column, value in zip(self.columns, values):
+            ones, zeros = column.bits(value if isinstance(value, str) else str(value))
+            survivors &= ones | zeros
+            if not survivors:
+                return []
+            scoring.append(ones)
+        ranked = [(row, sum(ones >> row & 1 for ones in scoring)) for row in _rows_of(survivors)]
+        ranked.sort(key=lambda pair: (-pair[1], pair[0]))
+        return ranked
 
-    def choose(self, header: Mapping[str, Any]) -> Any:
-        ranked = self.winnow(header)
-        rows = self.rows
+    def weight_groups(self, values: list[Any] | tuple[Any, ...]) -> tuple[tuple[int, ...], ...]:
+        """The surviving rows for already pre-checked ``values``, grouped by equal weight,
+        best weight first (rows in stored order within a group); remembered per value tuple."""
+        key = tuple(value if type(value) is str else str(value) for value in values)
+        groups = self._groups.get(key)
+        return self._group(key) if groups is None else groups
+
+    def _group(self, key: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
+        ranked = self._ranked(key)
+        found: list[tuple[int, ...]] = []
         start = 0
         while start < len(ranked):
             score = ranked[start][1]
             end = start
             while end < len(ranked) and ranked[end][1] == score:
                 end += 1
-            group = tuple(index for index, _ in ranked[start:end])
+            found.append(tuple(index for index, _ in ranked[start:end]))
             start = end
+        groups = tuple(found)
+        if len(self._groups) < _MEMO_LIMIT:
+            self._groups[key] = groups
+        return groups
+
+    def choose(self, header: Mapping[str, Any]) -> Any:
+        # lookup_values, precheck and weight_groups, inlined: this is the hot path of every
+        # lookup, and the calls cost more than the work.  Missing keys are all reported
+        # before any value is checked, as in lookup_values.
+        columns = self.columns
+        values = []
+        for column in columns:
+            param = column.param
+            if param in header:
+                values.append(header[param])
+            elif column.has_na:
+                values.append("UNDEFINED")
+            else:
+                raise MissingKeyError(f"Match required lookup parameter '{param}' is undefined.", keyword=param)
+        key = []
+        for column, value in zip(columns, values):
+            if type(value) is str:
+                if not (value in column.valid or column.accept_all):
+                    column._verdict(value)
+                key.append(value)
+            else:
+                column.precheck(value)
+                key.append(str(value))
+        key_tuple = tuple(key)
+        groups = self._groups.get(key_tuple)
+        if groups is None:
+            groups = self._group(key_tuple)
+        return self.choose_groups(groups, header)
+
+    def choose_groups(self, groups: tuple[tuple[int, ...], ...], header: Mapping[str, Any]) -> Any:
+        """Try the weight groups in order (§6.5-6.6); ``header`` feeds the nested selectors."""
+        rows = self.rows
+        for group in groups:
             if len(group) > 1:
                 if not self.merge_overlaps:
                     raise AmbiguousMatchError("More than one match clause matched.")
@@ -274,4 +360,5 @@ class MatchSelector(Selector):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_merged"] = {}
+        state["_groups"] = {}
         return state

@@ -6,6 +6,7 @@ These are the only selectors that merge when Match rows tie (rules-language §6.
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 import struct
 from typing import Any, Mapping
@@ -16,6 +17,27 @@ from crdsmini.selectors.base import BuildContext, Selector, build_choice
 from crdsmini.timestamps import DateFormatError, dataset_time, parse_datetime
 
 __all__ = ["UseAfterSelector", "VersionAfterSelector", "ClosestTimeSelector", "parse_version"]
+
+
+@functools.lru_cache(maxsize=65536)
+def _normalized_time(params: tuple[str, ...], values: tuple[str, ...]) -> str:
+    """``dataset_time`` of these parameter values, remembered (a pure function of them).
+
+    Only successful results are kept (lru_cache does not keep exceptions), so an invalid
+    date raises, with its message, every time.
+    """
+    return dataset_time(dict(zip(params, values)), params, "UseAfter")
+
+
+def _use_after_time(header: Mapping[str, Any], params: tuple[str, ...]) -> str:
+    """The normalised dataset time UseAfter compares with its keys (spec §7.1)."""
+    if len(params) == 2:
+        first, second = params
+        if first in header and second in header:
+            date, time = header[first], header[second]
+            if type(date) is str and type(time) is str:  # 1 == 1.0 == True as cache keys
+                return _normalized_time(params, (date, time))
+    return dataset_time(header, params, "UseAfter")
 
 
 def _resolve(choice: Any, header: Mapping[str, Any]) -> Any:
@@ -84,7 +106,7 @@ class UseAfterSelector(_Sequential):
         return cls(params, keys, [table[key] for key in keys])
 
     def choose(self, header: Mapping[str, Any]) -> Any:
-        when = dataset_time(header, self.params, "UseAfter")
+        when = _use_after_time(header, self.params)
         index = bisect.bisect_right(self.keys, when) - 1
         if index < 0:
             raise NoSelectionError(f"No selection <= {when!r}")
