@@ -250,7 +250,9 @@ def test_required_parkeys_of_contexts(tmp_path):
 
 # (file name, text, fragment of the message)
 BAD_CONTEXTS = [
-    ("tobs.pmap", pmap_text({"INST": "N/A"}), ""),                       # pmap values must be imaps
+    pytest.param("tobs.pmap", pmap_text({"INST": "N/A"}), "'N/A'", marks=pytest.mark.xfail(   # values must be imaps
+        strict=True, reason="engine bug: §3.2 asks for a clear error; a pmap 'N/A' entry is reported as "
+                            "\"[Errno 2] No such file or directory: 'A'\" (the path 'N/A' read as folder N, file A)")),
     ("tobs.pmap", pmap_text({"INST": "missing.imap"}), "missing.imap"),
     ("tobs.pmap", pmap_text({"INST": "tobs_inst_dark.rmap"}), "not an .imap"),
     ("tobs_inst.imap", imap_text({"dark": "other.pmap"}), "not an .rmap"),
