@@ -21,7 +21,6 @@ from iris_reduce.config import STEP_ORDER, CombineConfig, ReduceConfig, SkyConfi
 from iris_reduce.errors import IrisReduceError
 from iris_reduce.pipeline import reduce_files
 from iris_reduce.stack import SKY_STEPS, make_dark, make_flat, make_sky
-from iris_reduce.synth import write_synthetic
 
 __all__ = ["main"]
 
@@ -312,5 +311,7 @@ def _check_steps(config: ReduceConfig, default: tuple[str, ...], allowed: tuple[
               help="frame size n (n x n)")
 def synth(outdir: Path, size: int) -> None:
     """Write the deterministic synthetic data set (and its crds/ cache) into OUTDIR."""
+    from iris_reduce.synth import write_synthetic
+
     written = write_synthetic(outdir, size)
     click.echo(f"wrote {len(written)} files to {outdir}")

@@ -80,6 +80,26 @@ def find_hdu(hdul: fits.HDUList, *names: str) -> tuple[int, Any] | None:
     return None
 
 
+def _uncompressed(path: str | Path) -> bool:
+    """True when ``path`` is a plain FITS file (not gzip/bzip2/zip): its bytes are the data."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(6) == b"SIMPLE"
+    except OSError:
+        return False
+
+
+def _data_offset(path: str | Path, hdu: Any) -> int | None:
+    """Byte offset of an HDU's data in an uncompressed file, else None."""
+    try:
+        info = hdu.fileinfo()
+    except (AttributeError, KeyError, ValueError):
+        return None
+    if not info or info.get("datLoc") is None or not _uncompressed(path):
+        return None
+    return int(info["datLoc"])
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
@@ -116,6 +136,7 @@ class Plane:
         blank = self.header.get("BLANK")
         self.blank = int(blank) if raw.dtype.kind in "iu" and _is_number(blank) else None
         self.integer = integer
+        self._offset = _data_offset(path, hdu)
         self._flip32 = False
         if integer:
             ok = (raw.dtype.kind in "iu" and self.bscale == 1.0
@@ -128,8 +149,36 @@ class Plane:
             self._flip32 = raw.dtype.kind == "i" and raw.dtype.itemsize == 4 and self.bzero == 2**31
 
     # ------------------------------------------------------------------ reading
+    def _read_native(self, index: Any, itemsize: int) -> np.ndarray | None:
+        """The whole plane read straight into one native array (one read, in-place swap).
+
+        Memory-mapping + converting would touch every page twice and allocate a converted
+        copy; this path allocates exactly the result.  Only for whole-plane reads of
+        uncompressed files whose raw items already have the wanted size.
+        """
+        if index is not Ellipsis or self._offset is None or self.raw.dtype.itemsize != itemsize:
+            return None
+        out = np.empty(self.shape, dtype=self.raw.dtype.newbyteorder("="))
+        view = memoryview(out).cast("B")
+        with open(self.path, "rb", buffering=0) as handle:
+            handle.seek(self._offset)
+            done = 0
+            while done < len(view):
+                count = handle.readinto(view[done:])
+                if not count:
+                    return None              # truncated file: let astropy's path report it
+                done += count
+        if not self.raw.dtype.isnative:
+            out.byteswap(inplace=True)
+        return out
+
     def float32(self, index: Any = Ellipsis, out: np.ndarray | None = None) -> np.ndarray:
         """``raw[index]`` scaled, as native float32 (a new array or ``out``)."""
+        if out is None and not self.scaled and self.blank is None \
+                and self.raw.dtype.kind == "f":
+            whole = self._read_native(index, 4)
+            if whole is not None:
+                return whole
         raw = self.raw[index]
         if not self.scaled and self.blank is None:
             if out is None:
@@ -149,6 +198,13 @@ class Plane:
 
     def uint32(self, index: Any = Ellipsis, out: np.ndarray | None = None) -> np.ndarray:
         """``raw[index]`` scaled, as native uint32; negative or too large values are errors."""
+        if out is None and (self._flip32 or (self.bzero == 0.0 and self.raw.dtype.kind == "u")):
+            whole = self._read_native(index, 4)
+            if whole is not None:
+                whole = whole.view(np.uint32)
+                if self._flip32:
+                    whole ^= np.uint32(0x80000000)
+                return whole
         raw = self.raw[index]
         if out is None:
             out = np.empty(raw.shape, dtype=np.uint32)
@@ -338,7 +394,8 @@ def write_fits_atomic(path: str | Path, primary: fits.Header, images: Sequence[I
     """Write primary + images + passthrough HDUs to ``path`` atomically.
 
     The file is written to a hidden temporary in the destination directory and renamed into
-    place; on any error the temporary is removed and nothing appears.  Without
+    place; on any error the temporary is removed and nothing appears.  (No fsync: the rename
+    protects readers against partial files; durability against power loss is the system's.)  Without
     ``overwrite`` an existing ``path`` is an error (checked again at the rename, which then
     uses a no-clobber hard link).
     """
@@ -355,8 +412,6 @@ def write_fits_atomic(path: str | Path, primary: fits.Header, images: Sequence[I
             hdus.extend(_image_hdu(spec, stack) for spec in images)
             hdus.extend(passthrough)
             fits.HDUList(hdus).writeto(handle, output_verify="silentfix")
-            handle.flush()
-            os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         if overwrite:
             os.replace(tmp, path)

@@ -168,14 +168,14 @@ def apply_flat(sci: np.ndarray, err: np.ndarray, dq: np.ndarray, flat: Any,
         good &= (fd & NO_FLAT_FIELD) == 0
     np.divide(sci, f, out=sci, where=good)
     np.divide(err, f, out=err, where=good)
-    if flat_err is not None:
-        fe = _f32(flat_err)
+    fe = None if flat_err is None else _f32(flat_err)
+    if fe is not None and fe.any():          # an all-zero flat error adds nothing: skip
         use = good & np.isfinite(fe)
+        # the relative term is 0 where the new SCI is not finite (NaN input, overflow)
+        use &= np.isfinite(sci)
         term = np.zeros_like(sci)
         np.multiply(sci, fe, out=term, where=use)
         np.divide(term, f, out=term, where=use)
-        # the relative term is 0 where the new SCI is not finite (NaN input, overflow)
-        np.copyto(term, 0.0, where=~np.isfinite(term))
         np.multiply(term, term, out=term)
         np.multiply(err, err, out=err)
         err += term

@@ -347,3 +347,48 @@ def test_unsigned_arrays_restored_after_write(tmp_path: Path) -> None:
         assert hdul["DQ"].data.tolist() == dq.tolist()
         assert hdul["NUSED"].data.tolist() == nused.tolist()
     assert oct((tmp_path / "u.fits").stat().st_mode & 0o777) != "0o600"
+
+
+def test_nonlin_successor_layout_and_data_alias(synth_data: Path, tmp_path: Path) -> None:
+    """COEFFS without NLFORM is (ny, nx, ncoeff) POLY; a reference may use DATA for SCI."""
+    from iris_reduce.synth import write_reference
+    cube = np.zeros((64, 64, 3), np.float32)
+    cube[..., 1] = 1.0
+    cube[..., 2] = 1e-5
+    nonlin = write_reference(tmp_path / "nonlin_liger.fits", "NONLINCOEFF",
+                             extra=[fits.ImageHDU(cube, name="COEFFS")])
+    dark = tmp_path / "dark_data.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.full((64, 64), 10.0, np.float32),
+                                                   name="DATA")]).writeto(dark)
+    config = ReduceConfig(steps=("nonlin", "dark"), override_nonlin=nonlin, override_dark=dark)
+    out = read_output(reduce_file(synth_data / "sci_dn.fits", tmp_path / "o.fits", config))
+    assert out.header["NLFORM"] == "POLY"
+    assert float(out["SCI"][0, 0]) == pytest.approx(1000.0)         # 1010 - 10
+    assert float(out["ERR"][0, 0]) == pytest.approx(3.06, rel=1e-6)
+
+
+def test_sci_wins_over_data_and_extnames_are_case_insensitive(synth_data: Path,
+                                                             tmp_path: Path) -> None:
+    data = fits.ImageHDU(np.full((64, 64), 9.0, np.float32), name="DATA")
+    sci = fits.ImageHDU(np.full((64, 64), 1100.0, np.float32))
+    sci.header["EXTNAME"] = "sci"
+    path = tmp_path / "both.fits"
+    fits.HDUList([fits.PrimaryHDU(header=science_header()), data, sci]).writeto(path)
+    out = read_output(reduce_file(path, tmp_path / "both_cal.fits", ReduceConfig(),
+                                  synthetic_resolver(synth_data / "crds")))
+    assert float(out["SCI"][0, 0]) == 500.0
+    assert "DATA" in out.arrays                       # the unused DATA is passed through
+
+
+def test_rerun_keeps_complete_and_records_na(synth_data: Path, tmp_path: Path) -> None:
+    """Spec 8: a step not run now keeps the input's status; N/A steps record R_* = N/A."""
+    resolver = synthetic_resolver(synth_data / "crds", "tmt_9002.pmap")
+    first = reduce_file(synth_data / "sci_full.fits", tmp_path / "a.fits",
+                        ReduceConfig(steps=("dq_init",)), resolver)
+    second = reduce_file(first, tmp_path / "b.fits", ReduceConfig(steps=("dark", "flat")),
+                         resolver)
+    header = read_output(second).header
+    assert header["S_DQINIT"] == "COMPLETE"           # kept from the input
+    assert header["S_DARK"] == "SKIPPED" and header["R_DARK"] == "N/A"
+    assert header["S_FLAT"] == "COMPLETE"
+    assert header["R_MASK"] == "crds://tmt_iris_synth_mask.fits"
