@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from crdsmini.errors import AuthoringError, FileExistsConflictError
+from crdsmini.errors import AuthoringError, CacheLockedError, FileExistsConflictError
 
 __all__ = ["atomic_write_text", "atomic_write_bytes", "WriteSet", "CacheLock", "LOCK_NAME"]
 
@@ -230,7 +230,7 @@ class CacheLock:
         self.release()
 
     def acquire(self) -> None:
-        """Take the lock or raise AuthoringError after ``timeout`` seconds."""
+        """Take the lock or raise CacheLockedError after ``timeout`` seconds."""
         handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         deadline = time.monotonic() + self.timeout
         while True:
@@ -243,7 +243,7 @@ class CacheLock:
                     raise
                 if time.monotonic() >= deadline:
                     os.close(handle)
-                    raise AuthoringError(
+                    raise CacheLockedError(
                         f"Another crdsmini run holds the cache lock '{self.path}'; gave up after "
                         f"{self.timeout:g} s (try again when it has finished)", file=str(self.path)) from None
                 time.sleep(self.poll)

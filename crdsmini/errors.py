@@ -33,6 +33,7 @@ __all__ = [
     "FileExistsConflictError",
     "UnsupportedError",
     "DuplicateEntryError",
+    "CacheLockedError",
     "OtherError",
 ]
 
@@ -203,3 +204,9 @@ class DuplicateEntryError(AuthoringError):
     """Raised when a strict rewrite refuses a mapping with duplicate keys."""
 
     category = "duplicate-entry"
+
+
+class CacheLockedError(AuthoringError):
+    """Raised when another run holds the cache lock for longer than the wait allows."""
+
+    category = "locked"
