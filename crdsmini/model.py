@@ -69,6 +69,31 @@ def _folded(value: Any) -> Any:
     return value
 
 
+class _Failure:
+    """A selector failure not yet passed through CRDS's recovery rules (dnr, fallback, ...)."""
+
+    __slots__ = ("error", "header")
+
+    def __init__(self, error: CrdsminiError, header: Mapping[str, Any]) -> None:
+        self.error = error
+        self.header = header
+
+
+def _dotted_spellings(name: str, limit: int = 8) -> list[str] | None:
+    """Header keys whose ``_`` alias is ``name`` (``A_B`` <- ``A.B``); None when too many."""
+    positions = [i for i, c in enumerate(name) if c == "_"]
+    if len(positions) > limit:
+        return None
+    spellings = []
+    for mask in range(1, 1 << len(positions)):
+        chars = list(name)
+        for bit, position in enumerate(positions):
+            if mask >> bit & 1:
+                chars[position] = "."
+        spellings.append("".join(chars))
+    return spellings
+
+
 def _namespace(header: Mapping[str, Any]) -> dict[str, Any]:
     """The expression namespace: the header plus ``_`` aliases of dotted keys."""
     space = dict(header)
@@ -108,6 +133,18 @@ class Mapping_:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
+
+    def __reduce__(self) -> tuple:
+        # Loaded mappings hold compiled closures (matchers, expressions), which pickle cannot
+        # carry; the literal source can, and rebuilding from it is the load minus the parse.
+        return (_rebuild, (type(self), self._build_arguments()))
+
+    def _build_arguments(self) -> tuple:
+        return (self.source, self.path)
+
+
+def _rebuild(cls: type, arguments: tuple) -> "Mapping_":
+    return cls(*arguments)
 
 
 class ReferenceMapping(Mapping_):
@@ -153,6 +190,30 @@ class ReferenceMapping(Mapping_):
         context = BuildContext(name=name, parkey=tuple(tuple(level) for level in self.parkey),
                                substitutions=substitutions, merge_overlaps=self.merge_overlaps)
         self.selector: Selector = build_selector(source.selector, context, 0)
+        self.needs_namespace = self._omit is not None or self._relevance is not None
+        self.dependency_keys = self._dependency_keys()
+
+    def _dependency_keys(self) -> tuple[str, ...] | None:
+        """Every header key the rules read before a failure's recovery, or None if unknown.
+
+        Two headers that agree on these keys (values and presence) get the same answer from
+        ``apply_rules``; that is what lets the bulk path evaluate each distinct tuple once.
+        Observatory hooks may read any key, so an rmap with one answers None.
+        """
+        if self._precondition is not None or self._fallback is not None:
+            return None
+        keys = dict.fromkeys(self.required_parkeys)
+        expressions = [e for e in (self._omit, self._relevance) if e is not None]
+        expressions += [expression for _, expression in self._parkey_relevance]
+        for expression in expressions:
+            for name in sorted(expression.names):
+                if name == "keep_comments":
+                    continue
+                spellings = _dotted_spellings(name)
+                if spellings is None:
+                    return None
+                keys.update(dict.fromkeys([name] + spellings))
+        return tuple(keys)
 
     # -- load-time helpers -------------------------------------------------------------
 
@@ -236,9 +297,22 @@ class ReferenceMapping(Mapping_):
             header = self._precondition(self, header)
         return self.map_irrelevant_parkeys_to_na(header)
 
-    def _lookup(self, header: Mapping[str, Any]) -> Any:
-        if self._omit is not None or self._relevance is not None:
-            space = _namespace(header)
+    def _lookup(self, header: Mapping[str, Any], space: dict[str, Any] | None = None) -> Any:
+        found = self.apply_rules(header, space)
+        if type(found) is _Failure:
+            return self.recover(found)
+        return found
+
+    def apply_rules(self, header: Mapping[str, Any], space: dict[str, Any] | None = None) -> Any:
+        """Omit, relevance, preprocessing and the selector (rules-language §4 steps 1-5).
+
+        Returns the outcome (a choice, ``NA`` or ``OMITTED``) or, when the selector fails, a
+        ``_Failure`` for ``recover``; errors before the selector (hooks, expressions) raise.
+        ``space`` is the header's expression namespace when the caller already built it.
+        """
+        if self.needs_namespace:
+            if space is None:
+                space = _namespace(header)
             if self._omit is not None:
                 try:
                     if self._omit.evaluate(space):
@@ -256,14 +330,25 @@ class ReferenceMapping(Mapping_):
         header = self.preprocess(header)
         try:
             choice = self.selector.choose(header)
-        except CrdsminiError:
-            if self.plugin.dnr_check is not None and self.plugin.dnr_check(header):
+        except CrdsminiError as exc:
+            return _Failure(exc, header)
+        return self._terminal(choice)
+
+    def recover(self, failure: _Failure) -> Any:
+        """CRDS's rules after a failed selection: do-not-reprocess, fallback hook, and
+        ``reffile_required``; raises the selector's error when none applies."""
+        header = failure.header
+        if self.plugin.dnr_check is not None and self.plugin.dnr_check(header):
+            return NA
+        choice = self._try_fallback(header)
+        if choice is None:
+            if self._failure_is_na:
                 return NA
-            choice = self._try_fallback(header)
-            if choice is None:
-                if self._failure_is_na:
-                    return NA
-                raise
+            raise failure.error
+        return self._terminal(choice)
+
+    @staticmethod
+    def _terminal(choice: Any) -> Any:
         if isinstance(choice, str):
             if choice in NA_VALUES:
                 return NA
@@ -286,9 +371,12 @@ class ReferenceMapping(Mapping_):
         except CrdsminiError:
             return None
 
-    def select(self, header: Mapping[str, Any]) -> Any:
-        """Like ``get_best_ref`` but failures raise typed crdsmini errors."""
-        outcome = self._lookup(header)
+    def select(self, header: Mapping[str, Any], space: dict[str, Any] | None = None) -> Any:
+        """Like ``get_best_ref`` but failures raise typed crdsmini errors.
+
+        ``space``: the header's expression namespace, when a context already built it.
+        """
+        outcome = self._lookup(header, space)
         if outcome is NA:
             return NOT_FOUND_NA
         if outcome is OMITTED:
@@ -336,6 +424,11 @@ class InstrumentContext(Mapping_):
         super().__init__(source, path)
         self.instrument = str(self.header_value("instrument"))
         self.selections: dict[str, Any] = dict(selections)  # filekind (lower) -> rmap or special str
+        self._needs_namespace = any(isinstance(choice, ReferenceMapping) and choice.needs_namespace
+                                    for choice in self.selections.values())
+
+    def _build_arguments(self) -> tuple:
+        return (self.source, self.path, self.selections)
 
     def get_rmap(self, filekind: str) -> ReferenceMapping:
         choice = self.selections.get(filekind.lower())
@@ -362,6 +455,8 @@ class InstrumentContext(Mapping_):
         OMIT types are absent; N/A types map to "NOT FOUND n/a".
         """
         results: dict[str, Any] = {}
+        # One expression namespace for all the rmaps: it depends on the header only.
+        space = _namespace(header) if self._needs_namespace else None
         for filekind in self._filekinds(include):
             if filekind not in self.selections:
                 results[filekind] = UnknownReftypeError(f"Unknown reference type {filekind!r}", keyword=filekind)
@@ -376,7 +471,7 @@ class InstrumentContext(Mapping_):
                     results[filekind] = MappingError(f"bad selection {choice!r} for {filekind!r}")
                 continue
             try:
-                answer = choice.select(header)
+                answer = choice.select(header, space)
             except CrdsminiError as exc:
                 results[filekind] = exc
                 continue
@@ -424,6 +519,9 @@ class PipelineContext(Mapping_):
     def __init__(self, source: MappingSource, path: Path | None, selections: Mapping[str, InstrumentContext]) -> None:
         super().__init__(source, path)
         self.selections: dict[str, InstrumentContext] = dict(selections)  # instrument (lower) -> imap
+
+    def _build_arguments(self) -> tuple:
+        return (self.source, self.path, self.selections)
 
     @property
     def instrument_key(self) -> str:
