@@ -203,17 +203,28 @@ class ReferenceMapping(Mapping_):
         if self._precondition is not None or self._fallback is not None:
             return None
         keys = dict.fromkeys(self.required_parkeys)
+        named = self.expression_keys
+        if named is None:
+            return None
+        keys.update(dict.fromkeys(sorted(named)))
+        return tuple(keys)
+
+    @property
+    def expression_keys(self) -> frozenset[str] | None:
+        """Header keys the omit/relevance/parkey_relevance expressions can read (a name
+        ``A_B`` is also read from a key ``A.B``); None when a name has too many spellings."""
         expressions = [e for e in (self._omit, self._relevance) if e is not None]
         expressions += [expression for _, expression in self._parkey_relevance]
+        keys: set[str] = set()
         for expression in expressions:
-            for name in sorted(expression.names):
+            for name in expression.names:
                 if name == "keep_comments":
                     continue
                 spellings = _dotted_spellings(name)
                 if spellings is None:
                     return None
-                keys.update(dict.fromkeys([name] + spellings))
-        return tuple(keys)
+                keys.update([name] + spellings)
+        return frozenset(keys)
 
     # -- load-time helpers -------------------------------------------------------------
 
