@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,12 @@ def anchor_make_sky(workdir: Path, frames: list[Path]) -> tuple[np.ndarray, ...]
     d = np.stack(flags)
     del flags
     x[(d & DO_NOT_USE) != 0] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN pixels (DO_NOT_USE)
+        return _anchor_clip(x, e, d)
+
+
+def _anchor_clip(x: np.ndarray, e: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, ...]:
     for _ in range(3):
         centre = np.nanmedian(x, axis=0)
         spread = np.nanstd(x, axis=0)
@@ -253,20 +260,33 @@ def case_kernel(arrays: dict[str, np.ndarray], repeat: int) -> dict[str, Any]:
     return {"ours": (t_ours, m_ours, None), "theirs": (t_theirs, m_theirs, None)}
 
 
-_CHILD_OURS = """
+_PEAK_RSS = """
 import json, resource, sys, tracemalloc
+
+def _peak_rss():
+    # VmHWM is this process's own high-water mark; ru_maxrss survives exec and would
+    # report the (larger) benchmark process that started us
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+"""
+
+_CHILD_OURS = _PEAK_RSS + """
 from iris_reduce.cli import main
 import crdsmini.loading
 tracemalloc.start()
 try:
     main(sys.argv[1:], standalone_mode=False)
 finally:
-    print(json.dumps({"traced": tracemalloc.get_traced_memory()[1],
-                      "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+    print(json.dumps({"traced": tracemalloc.get_traced_memory()[1], "rss": _peak_rss()}))
 """
 
-_CHILD_THEIRS = """
-import json, resource, sys, tracemalloc
+_CHILD_THEIRS = _PEAK_RSS + """
 sys.path.insert(0, sys.argv[1])
 import bench_iris
 from pathlib import Path
@@ -275,7 +295,7 @@ if trace:
     tracemalloc.start()
 bench_iris.anchor_reduce(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
 print(json.dumps({"traced": tracemalloc.get_traced_memory()[1] if trace else 0,
-                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                  "rss": _peak_rss()}))
 """
 
 

@@ -125,7 +125,8 @@ def main() -> None:
 @_reference_options(overrides=("mask", "dark", "flat", "nonlin"))
 @click.option("--sky", "sky_frames", multiple=True, type=click.Path(path_type=Path),
               help="raw sky frame (repeatable)")
-@click.option("--sky-list", type=click.Path(path_type=Path), help="file listing sky frames")
+@click.option("--sky-list", type=click.Path(path_type=Path), help="file listing sky frames, one path per line (# comments; paths relative to the "
+                   "current directory)")
 @click.option("--sky-product", type=click.Path(path_type=Path), help="saved sky product")
 @click.option("--save-sky", type=click.Path(path_type=Path), help="write the combined sky here")
 @click.option("--sky-clip-stat", type=click.Choice(["auto", "err", "mad", "std"]),

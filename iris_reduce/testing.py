@@ -30,6 +30,9 @@ __all__ = [
     "case",
     "engine",
     "read_output",
+    "copy_data",
+    "edit_header",
+    "Product",
 ]
 
 

@@ -21,7 +21,6 @@ from iris_reduce.synth import SYNTH_NAMES, science_header, write_synthetic
 from iris_reduce.testing import (  # noqa: F401  (fixtures)
     Case,
     case,
-    copy_data,
     engine,
     engine_available,
     read_output,
