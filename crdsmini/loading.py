@@ -6,6 +6,7 @@ are verified unless switched off by argument or by ``CRDS_IGNORE_MAPPING_CHECKSU
 """
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from crdsmini.checksum import read_mapping_text, verify_checksum
 from crdsmini.errors import CrdsminiError, MappingError
 from crdsmini.literals import DictLiteral
 from crdsmini.model import NA_VALUES, OMIT_VALUES, InstrumentContext, Mapping_, PipelineContext, ReferenceMapping
+from crdsmini.parse_cache import ParseCache, file_digest, read_mapping_bytes
 from crdsmini.syntax import MappingSource, parse_mapping_text
 
 __all__ = ["load_mapping", "load_single", "mapping_kind", "checksums_ignored_by_environment"]
@@ -50,7 +52,10 @@ def _read_source(path: Path, ignore_checksum: bool) -> MappingSource:
         raise MappingError(f"[Errno 2] No such file or directory: {path.name!r}", file=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise MappingError(f"Can't load file {path.name} : {exc}", file=str(path)) from None
-    source = parse_mapping_text(text, path.name)
+    return _checked_source(parse_mapping_text(text, path.name), text, path, ignore_checksum)
+
+
+def _checked_source(source: MappingSource, text: str, path: Path, ignore_checksum: bool) -> MappingSource:
     header = source.header.resolved()
     for key in _REQUIRED_HEADER:  # a malformed header is reported before a checksum problem
         if key not in header:
@@ -69,24 +74,65 @@ def _special(value: Any) -> bool:
 class _TreeLoader:
     """Loads a context tree once, sharing files named more than once."""
 
-    def __init__(self, ignore_checksum: bool) -> None:
+    def __init__(self, ignore_checksum: bool, cache: ParseCache | None = None) -> None:
         self.ignore_checksum = ignore_checksum
+        self.cache = cache
         self.loaded: dict[Path, Mapping_] = {}
 
     def load(self, path: Path) -> Mapping_:
         path = path.resolve() if path.exists() else path
         if path in self.loaded:
             return self.loaded[path]
-        source = _read_source(path, self.ignore_checksum)
+        built, digest = None, None
+        if self.cache is None:
+            source = _read_source(path, self.ignore_checksum)
+        else:
+            source, built, digest = self._read_cached(path)
         kind = mapping_kind(path, source)
         if kind == "rmap":
-            mapping: Mapping_ = ReferenceMapping(source, path)
+            if isinstance(built, ReferenceMapping):
+                built.path = path  # a fresh object from the cache, not yet shared
+                mapping: Mapping_ = built
+            else:
+                try:
+                    mapping = ReferenceMapping(source, path)
+                except CrdsminiError:
+                    if digest is not None:  # keep the parse; the build error is raised anew each time
+                        self.cache.put(digest, path.name, source.text, source)
+                    raise
+                if digest is not None:
+                    self.cache.put(digest, path.name, source.text, mapping)
         else:
             selections = self._nested(path, source, kind)
             mapping = (PipelineContext(source, path, selections) if kind == "pmap"
                        else InstrumentContext(source, path, selections))
+            if digest is not None:
+                self.cache.put(digest, path.name, source.text, source)
         self.loaded[path] = mapping
         return mapping
+
+    def _read_cached(self, path: Path) -> tuple[MappingSource, Any, str | None]:
+        """(source, cached rmap or None, digest to store under when it was a miss)."""
+        try:
+            data, text = read_mapping_bytes(path)
+        except FileNotFoundError:
+            raise MappingError(f"[Errno 2] No such file or directory: {path.name!r}", file=str(path)) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MappingError(f"Can't load file {path.name} : {exc}", file=str(path)) from None
+        digest = file_digest(data)
+        stored = self.cache.get(digest, path.name, text)
+        if isinstance(stored, ReferenceMapping):
+            _checked_source(stored.source, text, path, self.ignore_checksum)
+            return stored.source, stored, None
+        if isinstance(stored, MappingSource):
+            return _checked_source(stored, text, path, self.ignore_checksum), None, None
+        source = parse_mapping_text(text, path.name)
+        try:
+            _checked_source(source, text, path, self.ignore_checksum)
+        except CrdsminiError:
+            self.cache.put(digest, path.name, text, source)
+            raise
+        return source, None, digest
 
     def _nested(self, path: Path, source: MappingSource, kind: str) -> dict[str, Any]:
         selector = source.selector
@@ -116,8 +162,20 @@ def load_single(path: str | Path, *, ignore_checksum: bool = False) -> MappingSo
     return _read_source(Path(path), ignore_checksum or checksums_ignored_by_environment())
 
 
-def load_mapping(path: str | Path, *, ignore_checksum: bool = False) -> Mapping_:
-    """Load a .pmap, .imap or .rmap (and everything it names) into immutable objects."""
+def load_mapping(path: str | Path, *, ignore_checksum: bool = False,
+                 cache: ParseCache | None = None) -> Mapping_:
+    """Load a .pmap, .imap or .rmap (and everything it names) into immutable objects.
+
+    ``cache``: a ParseCache to read parsed and compiled files from (and add new ones to).
+    """
     path = Path(os.path.expanduser(str(path)))
-    loader = _TreeLoader(ignore_checksum or checksums_ignored_by_environment())
-    return loader.load(path)
+    loader = _TreeLoader(ignore_checksum or checksums_ignored_by_environment(), cache)
+    # Loading creates hundreds of thousands of small objects that all stay alive; the cyclic
+    # collector would re-scan them again and again for nothing (a third of a cold load).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return loader.load(path)
+    finally:
+        if collecting:
+            gc.enable()

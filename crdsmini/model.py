@@ -8,6 +8,9 @@ with failures as typed errors.
 """
 from __future__ import annotations
 
+import copyreg
+import dataclasses
+import functools
 import logging
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -15,6 +18,8 @@ from typing import Any, Iterable, Mapping
 from crdsmini.conditioning import condition_value
 from crdsmini.errors import CrdsminiError, MappingError, MissingKeyError, UnknownInstrumentError, UnknownReftypeError
 from crdsmini.expressions import Expression, compile_expression
+from crdsmini.expressions import _build as _build_evaluator  # to re-compile an unpickled tree
+from crdsmini.matchers import COMPLEX, ElementMatcher, compile_element
 from crdsmini.literals import plain_value
 from crdsmini.observatories import get_plugin
 from crdsmini.selectors import BuildContext, Selector, build_selector
@@ -134,17 +139,57 @@ class Mapping_:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
 
+
+# Pickling.  A loaded mapping pickles as its built state (so a worker process or the parse
+# cache gets it without re-parsing or re-compiling the rules); the only closures in it are
+# the compiled Match-key matchers and expression evaluators, which pickle as the text or
+# tree they were compiled from and are compiled again when unpickled.
+
+class _DeferredMatch:
+    """A complex element's match function, compiled on its first call.
+
+    Used for matchers restored from a pickle: the element compiled when the rmap was first
+    loaded (errors were reported then), and regex compilation is most of a cached load.
+    """
+
+    __slots__ = ("text", "function")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.function: Any = None
+
+    def __call__(self, value: str) -> int:
+        function = self.function
+        if function is None:  # a race only compiles the same function twice
+            function = self.function = compile_element(self.text).match
+        return function(value)
+
     def __reduce__(self) -> tuple:
-        # Loaded mappings hold compiled closures (matchers, expressions), which pickle cannot
-        # carry; the literal source can, and rebuilding from it is the load minus the parse.
-        return (_rebuild, (type(self), self._build_arguments()))
-
-    def _build_arguments(self) -> tuple:
-        return (self.source, self.path)
+        return (_DeferredMatch, (self.text,))
 
 
-def _rebuild(cls: type, arguments: tuple) -> "Mapping_":
-    return cls(*arguments)
+@functools.lru_cache(maxsize=8192)
+def _element_matcher(kind: str, text: str) -> ElementMatcher:
+    # Matchers are immutable and the same few texts ('*', 'N/A', 'HRC') recur in every rmap.
+    if kind == COMPLEX:
+        return ElementMatcher(kind, text, _DeferredMatch(text))
+    return compile_element(text)
+
+
+def _reduce_element_matcher(matcher: ElementMatcher) -> tuple:
+    return (_element_matcher, (matcher.kind, matcher.text))
+
+
+def _expression(text: str, names: frozenset[str], tree: Any, source: str | None) -> Expression:
+    return Expression(text=text, names=names, tree=tree, source=source, _evaluator=_build_evaluator(tree, source))
+
+
+def _reduce_expression(expression: Expression) -> tuple:
+    return (_expression, (expression.text, expression.names, expression.tree, expression.source))
+
+
+copyreg.pickle(ElementMatcher, _reduce_element_matcher)
+copyreg.pickle(Expression, _reduce_expression)
 
 
 class ReferenceMapping(Mapping_):
@@ -225,6 +270,16 @@ class ReferenceMapping(Mapping_):
                     return None
                 keys.update([name] + spellings)
         return frozenset(keys)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The compiled selector is the rules; the literal it was built from is most of the
+        # pickle and of its load time, so a pickled rmap (process pools, the parse cache)
+        # keeps ``source`` without it: ``source.selector`` is None there (parse
+        # ``source.text`` again if the literal is ever needed).
+        state = dict(self.__dict__)
+        if self.source.selector is not None:
+            state["source"] = dataclasses.replace(self.source, selector=None)
+        return state
 
     # -- load-time helpers -------------------------------------------------------------
 
@@ -438,9 +493,6 @@ class InstrumentContext(Mapping_):
         self._needs_namespace = any(isinstance(choice, ReferenceMapping) and choice.needs_namespace
                                     for choice in self.selections.values())
 
-    def _build_arguments(self) -> tuple:
-        return (self.source, self.path, self.selections)
-
     def get_rmap(self, filekind: str) -> ReferenceMapping:
         choice = self.selections.get(filekind.lower())
         if not isinstance(choice, ReferenceMapping):
@@ -530,9 +582,6 @@ class PipelineContext(Mapping_):
     def __init__(self, source: MappingSource, path: Path | None, selections: Mapping[str, InstrumentContext]) -> None:
         super().__init__(source, path)
         self.selections: dict[str, InstrumentContext] = dict(selections)  # instrument (lower) -> imap
-
-    def _build_arguments(self) -> tuple:
-        return (self.source, self.path, self.selections)
 
     @property
     def instrument_key(self) -> str:
