@@ -311,3 +311,65 @@ NAN_VALUES = [
 def test_nan_values_never_crash(tmp_path, selector, value):
     rmap = make_rmap(tmp_path, f"{selector}({{ 1.2 : 'b120.fits', 5.0 : 'b500.fits' }})", parkey=(("WAVE",),))
     rmap.get_best_ref({"WAVE": value})
+
+
+# Bracket keys must be numbers (§8.5).  Keys of other types fail at lookup in CRDS, which
+# reports every lookup exception as "NOT FOUND <message>"; crdsmini must not crash either.
+BRACKET_ODD_KEYS = [
+    ("Bracket({ '1.0' : 'a.fits' })", "NOT FOUND '>' not supported between instances of 'float' and 'str'"),
+    pytest.param("Bracket({ None : 'a.fits' })", None, marks=pytest.mark.xfail(
+        strict=True, raises=TypeError,
+        reason="engine bug: a non-number, non-string Bracket key lets TypeError escape the lookup "
+               "(nearest.py BracketSelector.choose checks only for str keys)")),
+    pytest.param("Bracket({ (1, 2) : 'a.fits' })", None, marks=pytest.mark.xfail(
+        strict=True, raises=TypeError,
+        reason="engine bug: a non-number, non-string Bracket key lets TypeError escape the lookup")),
+]
+
+
+@pytest.mark.parametrize(("selector", "answer"), BRACKET_ODD_KEYS)
+def test_bracket_keys_that_are_not_numbers(tmp_path, selector, answer):
+    result = best_ref(tmp_path, selector, {"WAVE": "1.0"}, parkey=(("WAVE",),))
+    assert result.startswith("NOT FOUND ")
+    if answer is not None:
+        assert result == answer
+
+
+# Load errors of every selector name the rmap (STYLE: messages name the file).
+BAD_KEYS_AT_LOAD = [
+    ("VersionAfter({ 'abc' : 'x.fits' })", "Invalid version string 'abc'"),
+    ("SelectVersion({ 'abc' : 'x.fits' })", "abc"),
+    ("ClosestTime({ 'abc' : 'x.fits' })", "ClosestTime"),
+    ("Bracket({ 1 : 'a.fits', None : 'x.fits' })", "not supported"),
+    pytest.param("GeometricallyNearest({ 'abc' : 'x.fits' })", "ABC", marks=pytest.mark.xfail(
+        strict=True, reason="engine bug: the GeometricallyNearest bad-key MappingError does not name the file "
+                            "(nearest.py GeometricallyNearestSelector.__init__)")),
+]
+
+
+@pytest.mark.parametrize(("selector", "fragment"), BAD_KEYS_AT_LOAD)
+def test_bad_selector_keys_fail_at_load_naming_the_file(tmp_path, selector, fragment):
+    with pytest.raises(MappingError) as caught:
+        make_rmap(tmp_path, selector, parkey=(("P",),), filename="named.rmap")
+    assert str(caught.value).startswith("Can't load file named.rmap : ")
+    assert fragment in str(caught.value)
+
+
+# An empty parkey level is legal (§2.1).  For the one-parameter selectors it leaves nothing to
+# select on; CRDS fails that lookup (NOT FOUND <error>) and crdsmini must not crash either.
+_EMPTY_LEVEL_BUG = pytest.mark.xfail(
+    strict=True, raises=IndexError,
+    reason="engine bug: with an empty parkey level, nearest.py reads params[0] and IndexError escapes the lookup")
+EMPTY_LEVEL = [
+    "UseAfter({ '2000-01-01 00:00:00' : 'a.fits' })",
+    "VersionAfter({ '1.0' : 'a.fits' })",
+    "ClosestTime({ '2000-01-01 00:00:00' : 'a.fits' })",
+    pytest.param("Bracket({ 1.0 : 'a.fits' })", marks=_EMPTY_LEVEL_BUG),
+    pytest.param("GeometricallyNearest({ 1.0 : 'a.fits' })", marks=_EMPTY_LEVEL_BUG),
+    pytest.param("SelectVersion({ 'default' : 'a.fits' })", marks=_EMPTY_LEVEL_BUG),
+]
+
+
+@pytest.mark.parametrize("selector", EMPTY_LEVEL)
+def test_one_parameter_selectors_with_an_empty_level(tmp_path, selector):
+    assert best_ref(tmp_path, selector, {"P": "1.0"}, parkey=((),)).startswith("NOT FOUND ")
