@@ -358,11 +358,12 @@ class DictResolver(ReferenceResolver):
 def bundled_root() -> Path:
     """Root of the bundled default cache (``mappings/tmt``, ``references/tmt/iris``, ``config/tmt``).
 
-    The repository top level for now; to be switched to ``crdsmini.cache.bundled_root()``.
+    crdsmini owns where that lives (a clone's top level, or ``<prefix>/share/crdsmini``
+    after ``pip install .``); iris_reduce asks it rather than guessing.
     """
-    import iris_reduce
+    from crdsmini.cache import bundled_root as crdsmini_bundled_root
 
-    return Path(iris_reduce.__file__).resolve().parents[1]
+    return crdsmini_bundled_root()
 
 
 def default_cache() -> tuple[Path, str]:
