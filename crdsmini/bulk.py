@@ -307,7 +307,8 @@ class BulkSelector:
     def select_shared(self, headers: Sequence[Mapping[str, Any]]) -> list[dict[str, Any] | CrdsminiError]:
         """``select``, except that headers of one group share one answer dict: read only."""
         if self.condition:
-            headers = [self._conditioned(header) for header in headers]
+            headers = [header if isinstance(header, CrdsminiError) else self._conditioned(header)
+                       for header in headers]
         results: list[Any] = [None] * len(headers)
         batches: dict[str, tuple[_InstrumentPlan, list[int]]] = {}
         for index, header in enumerate(headers):
@@ -349,11 +350,20 @@ def _init_worker(context_bytes: bytes, include: list[str] | None, condition: boo
     _WORKER["selector"] = BulkSelector(pickle.loads(context_bytes), include=include, condition=condition)
 
 
-def _run_chunk(chunk: Sequence[Mapping[str, Any]], strict: bool,
-               finish: Callable[[Sequence[Any]], Any] | None) -> Any:
-    selector: BulkSelector = _WORKER["selector"]
+def _answer_chunk(selector: BulkSelector, chunk: Sequence[Any], strict: bool, with_ids: bool,
+                  finish: Callable[..., Any] | None) -> Any:
+    if with_ids:
+        ids = [item[0] for item in chunk]
+        chunk = [item[1] for item in chunk]
+    if finish is not None:  # finish reads the shared answers once per group: fastest output
+        results = selector.select_shared(chunk)
+        return finish(ids, results) if with_ids else finish(results)
     results = selector.select(chunk) if strict else selector.best_references(chunk)
-    return finish(results) if finish is not None else results
+    return list(zip(ids, results)) if with_ids else results
+
+
+def _run_chunk(chunk: Sequence[Any], strict: bool, with_ids: bool, finish: Callable[..., Any] | None) -> Any:
+    return _answer_chunk(_WORKER["selector"], chunk, strict, with_ids, finish)
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -365,30 +375,33 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def iter_best_references(context: Any, headers: Iterable[Mapping[str, Any]], *,
+def iter_best_references(context: Any, headers: Iterable[Any], *,
                          include: Iterable[str] | None = None, condition: bool = False,
                          strict: bool = False, jobs: int = 1, chunk_size: int = 20_000,
-                         finish: Callable[[Sequence[Any]], Any] | None = None) -> Iterator[Any]:
+                         with_ids: bool = False, finish: Callable[..., Any] | None = None) -> Iterator[Any]:
     """Stream the answers of ``headers`` chunk by chunk, in input order.
 
     Yields one item per chunk: the list of per-header results (see ``BulkSelector``), or
-    ``finish(results)`` when given (run in the worker: format output there, e.g. JSON text,
-    so only text crosses the process boundary).  Memory stays bounded by ``chunk_size`` and
-    ``jobs``.  ``strict`` keeps failures as error objects instead of "NOT FOUND" strings.
+    ``finish(results)`` when given.  ``finish`` runs where the chunk was answered (in the
+    worker with ``jobs > 1``), gets the *strict, shared* answers (read only) and should turn
+    them into output (e.g. JSON text), so that only that crosses the process boundary.
+    ``with_ids``: items are ``(id, header)`` pairs; chunks then hold ``(id, result)`` pairs
+    and ``finish`` is called as ``finish(ids, results)``.  Memory stays bounded by
+    ``chunk_size`` and ``jobs``.  ``strict`` keeps failures as error objects instead of
+    "NOT FOUND" strings.
     """
     include = list(include) if include else None
     if jobs <= 1:
         selector = BulkSelector(context, include=include, condition=condition)
         for chunk in _chunks(headers, chunk_size):
-            results = selector.select(chunk) if strict else selector.best_references(chunk)
-            yield finish(results) if finish is not None else results
+            yield _answer_chunk(selector, chunk, strict, with_ids, finish)
         return
     payload = pickle.dumps(context, protocol=pickle.HIGHEST_PROTOCOL)
     with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
                                                 initargs=(payload, include, condition)) as pool:
         pending: list[concurrent.futures.Future] = []
         for chunk in _chunks(headers, chunk_size):
-            pending.append(pool.submit(_run_chunk, chunk, strict, finish))
+            pending.append(pool.submit(_run_chunk, chunk, strict, with_ids, finish))
             if len(pending) >= 2 * jobs:  # keep the pool busy without reading everything
                 yield pending.pop(0).result()
         for future in pending:
