@@ -78,12 +78,17 @@ class SelectorCall:
     line: int = 0
 
 
-def plain_value(value: Any) -> Any:
+MAX_NESTING = 100  # far deeper than any real mapping; keeps hostile input off the C stack
+
+
+def plain_value(value: Any, _depth: int = 0) -> Any:
     """Turn nested literals into plain Python values (dict literals into resolved dicts)."""
+    if _depth > MAX_NESTING:
+        raise MappingError(f"values nested more than {MAX_NESTING} levels deep")
     if isinstance(value, DictLiteral):
-        return {key: plain_value(item) for key, item in value.resolved().items()}
+        return {key: plain_value(item, _depth + 1) for key, item in value.resolved().items()}
     if isinstance(value, tuple):
-        return tuple(plain_value(item) for item in value)
+        return tuple(plain_value(item, _depth + 1) for item in value)
     if isinstance(value, list):
-        return [plain_value(item) for item in value]
+        return [plain_value(item, _depth + 1) for item in value]
     return value

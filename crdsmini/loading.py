@@ -78,11 +78,23 @@ class _TreeLoader:
         self.ignore_checksum = ignore_checksum
         self.cache = cache
         self.loaded: dict[Path, Mapping_] = {}
+        self.loading: list[Path] = []  # the chain of files being loaded, to catch cycles
 
     def load(self, path: Path) -> Mapping_:
         path = path.resolve() if path.exists() else path
         if path in self.loaded:
             return self.loaded[path]
+        if path in self.loading:
+            chain = " -> ".join(p.name for p in self.loading[self.loading.index(path):] + [path])
+            raise MappingError(f"Can't load file {path.name} : mappings name each other in a cycle: {chain}",
+                               file=path.name)
+        self.loading.append(path)
+        try:
+            return self._load(path)
+        finally:
+            self.loading.pop()
+
+    def _load(self, path: Path) -> Mapping_:
         built, digest = None, None
         if self.cache is None:
             source = _read_source(path, self.ignore_checksum)
@@ -145,7 +157,10 @@ class _TreeLoader:
             if kind == "imap" and _special(value):
                 selections[label] = value
                 continue
-            if not isinstance(value, str):
+            if kind == "pmap" and _special(value):
+                raise MappingError(f"Can't load file {path.name} : instrument {key!r} selects {value!r}; a .pmap "
+                                   "must name an .imap for every instrument", file=path.name, keyword=str(key))
+            if not isinstance(value, str) or "/" in value or "\\" in value:
                 raise MappingError(f"Can't load file {path.name} : selection {key!r} must name a mapping file, "
                                    f"not {value!r}", file=path.name, keyword=str(key))
             nested = self.load(path.parent / value)
@@ -176,6 +191,8 @@ def load_mapping(path: str | Path, *, ignore_checksum: bool = False,
     gc.disable()
     try:
         return loader.load(path)
+    except RecursionError:
+        raise MappingError(f"Can't load file {path.name} : mapping nested too deeply", file=path.name) from None
     finally:
         if collecting:
             gc.enable()

@@ -7,6 +7,7 @@ and rejects everything else with an error naming the file, line, column and the 
 from __future__ import annotations
 
 import ast
+import warnings
 import functools
 import re
 import sys
@@ -135,6 +136,7 @@ class _ToLiterals(Transformer):
         return DictLiteral(tuple(children))
 
     def pair(self, children):
+        _check_key(children[0], None, None)
         return DictEntry(children[0], children[1])
 
     def set(self, children):
@@ -150,11 +152,22 @@ class _ToLiteralsWithLines(_ToLiterals):
 
     @v_args(meta=True)
     def pair(self, meta, children):
+        _check_key(children[0], meta.line, meta.column)
         return DictEntry(children[0], children[1], meta.line)
 
     @v_args(meta=True)
     def set(self, meta, children):
         raise _Reject("set literals are not allowed in mappings", meta.line, meta.column)
+
+
+def _check_key(key: Any, line: int | None, column: int | None) -> None:
+    """Dict keys must be hashable values, as in Python: no lists or dicts, even inside tuples."""
+    if isinstance(key, (list, DictLiteral)):
+        kind = "list" if isinstance(key, list) else "dict"
+        raise _Reject(f"unhashable type: '{kind}' used as a dict key", line, column)
+    if isinstance(key, tuple):
+        for item in key:
+            _check_key(item, line, column)
 
 
 def _decode_string(token: Token) -> str | bytes:
@@ -167,7 +180,13 @@ def _decode_string(token: Token) -> str | bytes:
         raise _Reject("f-strings are not allowed in mappings", token.line, token.column)
     # The lexer guarantees `text` is exactly one string literal, so literal_eval only ever
     # decodes escapes here; it evaluates nothing.
-    return ast.literal_eval(text)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "invalid escape sequence" is Python's lint, not ours
+            return ast.literal_eval(text)
+    except (SyntaxError, ValueError) as exc:
+        reason = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+        raise _Reject(f"invalid string literal {text[:40]!r}: {reason}", token.line, token.column) from None
 
 
 def _decode_number(token: Token) -> int | float:
@@ -347,6 +366,8 @@ def parse_mapping_text(text: str, name: str = "<string>", *, with_lines: bool = 
     except (VisitError, _Reject) as exc:
         inner = exc.orig_exc if isinstance(exc, VisitError) else exc
         if isinstance(inner, _Reject):
+            if inner.line is None and not with_lines:
+                return parse_mapping_text(text, name, with_lines=True)  # to report the position
             where = f" at line {inner.line}, column {inner.column}" if inner.line is not None else ""
             raise MappingSyntaxError(f"Can't load file {name} : {inner}{where}",
                                      file=name, line=inner.line, column=inner.column) from None

@@ -250,9 +250,7 @@ def test_required_parkeys_of_contexts(tmp_path):
 
 # (file name, text, fragment of the message)
 BAD_CONTEXTS = [
-    pytest.param("tobs.pmap", pmap_text({"INST": "N/A"}), "'N/A'", marks=pytest.mark.xfail(   # values must be imaps
-        strict=True, reason="engine bug: §3.2 asks for a clear error; a pmap 'N/A' entry is reported as "
-                            "\"[Errno 2] No such file or directory: 'A'\" (the path 'N/A' read as folder N, file A)")),
+    pytest.param("tobs.pmap", pmap_text({"INST": "N/A"}), "'N/A'"),
     ("tobs.pmap", pmap_text({"INST": "missing.imap"}), "missing.imap"),
     ("tobs.pmap", pmap_text({"INST": "tobs_inst_dark.rmap"}), "not an .imap"),
     ("tobs_inst.imap", imap_text({"dark": "other.pmap"}), "not an .rmap"),
@@ -281,8 +279,6 @@ def test_nested_mapping_errors_surface_on_load(tmp_path):
     assert "tobs_inst_dark.rmap" in str(caught.value)
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="engine bug: loading.py follows a pmap -> imap -> pmap cycle until RecursionError")
 def test_cyclic_context_is_a_mapping_error(tmp_path):
     make_tree(tmp_path, {"dark": "Match({ ('X',) : 'x.fits' })"})
     write_mapping(tmp_path, "tobs_inst.imap", imap_text({"dark": "tobs.pmap"}))

@@ -134,14 +134,7 @@ def _try(function, *args) -> None:
 
 # Engine bugs already recorded as strict xfail rows elsewhere.  The properties tolerate exactly
 # these (type and message) so they keep looking for new ones; delete a line once its bug is fixed.
-KNOWN_ENGINE_BUGS = [
-    (SyntaxError, r"\(unicode error\)|bytes can only contain ASCII",
-     "test_grammar.py::test_rejected_value_constructs[bad escape ...]"),
-    (StopIteration, r"^$", "test_other_selectors.py::test_nan_values_never_crash[Bracket-nan]"),
-    (TypeError, r"^'<=?' not supported between instances of 'float' and '(NoneType|tuple)'$",
-     "test_other_selectors.py::test_bracket_keys_that_are_not_numbers"),
-    (IndexError, r"^tuple index out of range$", "test_other_selectors.py::test_one_parameter_selectors_with_an_empty_level"),
-]
+KNOWN_ENGINE_BUGS: list[tuple[type, str, str]] = []  # all recorded bugs are fixed; add new ones here
 
 
 def _known_bug(error: BaseException) -> bool:
@@ -271,9 +264,6 @@ DEEP = [
 ]
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="engine bug: literals.plain_value recurses once per nesting level, so a header value "
-                          "nested ~500 deep escapes as RecursionError instead of a MappingError")
 @pytest.mark.parametrize(("shape", "value"), DEEP)
 def test_deeply_nested_values_raise_crdsmini_errors(folder, shape, value):
     text = rmap_text("Match({ ('X',) : 'x.fits' })", value="@@").replace("'@@'", value)

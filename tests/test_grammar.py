@@ -29,10 +29,6 @@ def line_of(text: str, fragment: str) -> int:
     return text[:text.index(fragment)].count("\n") + 1
 
 
-def bug(reason: str):
-    return pytest.mark.xfail(strict=True, reason=f"engine bug: {reason}")
-
-
 # --------------------------------------------------------------------------- §1.2 accepted literal forms
 
 # (literal as written in the file, the value it loads as)
@@ -196,14 +192,7 @@ VALUE_CONSTRUCTS = [
 # Malformed escapes are Python syntax errors; they must surface as crdsmini errors too.
 for construct in (r"'\uaca'", r"'\x4'", r"'\N{NO SUCH NAME}'", r"'\U0011ffff'", "b'\u00e9'"):
     VALUE_CONSTRUCTS.append(pytest.param(
-        f"bad escape {construct}", construct, "", None, marks=pytest.mark.xfail(
-            strict=True, raises=SyntaxError,
-            reason="engine bug: ast.literal_eval's SyntaxError for a malformed escape (or a non-ASCII bytes "
-                   "literal) escapes syntax.py _decode_string instead of becoming a MappingSyntaxError")))
-for index, row in enumerate(VALUE_CONSTRUCTS):
-    if isinstance(row, tuple) and row[0] == "set literal":
-        VALUE_CONSTRUCTS[index] = pytest.param(*row, marks=bug(
-            "a set literal is rejected without line/column (syntax.py _ToLiterals.set passes None, None)"))
+        f"bad escape {construct}", construct, "", None))
 
 
 @pytest.mark.parametrize(("description", "construct", "fragment", "line"), VALUE_CONSTRUCTS)
@@ -297,12 +286,7 @@ UNHASHABLE_KEYS = [
     ("list key in the header", rmap_text(SELECTOR).replace("header = {\n", "header = {\n    ['a'] : 1,\n")),
     ("list key in a Match", rmap_text("Match({ ['X'] : 'x.fits' })")),
 ]
-UNHASHABLE_KEYS = [pytest.param(*row, marks=bug("an unhashable dict key is a MappingError without the file name "
-                                                "and with 'line 0' (literals.py DictLiteral.resolved)"))
-                   for row in UNHASHABLE_KEYS]
-UNHASHABLE_KEYS += [pytest.param(description, text, marks=bug(
-    "a dict used as a dict key loads silently (DictLiteral is a hashable dataclass), where Python raises "
-    "TypeError: unhashable type: 'dict'")) for description, text in [
+UNHASHABLE_KEYS += [pytest.param(description, text) for description, text in [
         ("dict key in a UseAfter", rmap_text("UseAfter({ {} : 'x.fits' })")),
         ("dict key in a Match", rmap_text("Match({ {'a' : 1} : 'x.fits' })")),
         ("dict key in the header", rmap_text(SELECTOR).replace("header = {\n", "header = {\n    {} : 1,\n")),

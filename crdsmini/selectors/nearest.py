@@ -21,6 +21,13 @@ def _resolve(choice: Any, header: Mapping[str, Any]) -> Any:
     return choice.choose(header) if isinstance(choice, Selector) else choice
 
 
+def _only_param(params: tuple[str, ...]) -> str:
+    """The one parameter of these selectors; an empty parkey level fails the lookup as in CRDS."""
+    if not params:
+        raise OtherError("tuple index out of range")
+    return params[0]
+
+
 def _number(header: Mapping[str, Any], param: str, kind: str, missing_message: str) -> float:
     if param not in header:
         raise MissingKeyError(missing_message, keyword=param)
@@ -53,19 +60,20 @@ class GeometricallyNearestSelector(_Keyed):
         table = {condition_value(key): build_choice(value, context, depth + 1)
                  for key, value in call.argument.resolved().items()}
         keys = sorted(table)
+        for key in keys:
+            try:
+                float(key)
+            except ValueError:
+                raise MappingError(f"Can't load file {context.name} : GeometricallyNearest key {key!r} is not a "
+                                   "number", file=context.name) from None
         return cls(params, keys, [table[key] for key in keys])
 
     def __init__(self, params, keys, choices) -> None:
         super().__init__(params, keys, choices)
-        self._numbers = []
-        for key in keys:
-            try:
-                self._numbers.append(_float32(float(key)))
-            except ValueError:
-                raise MappingError(f"GeometricallyNearest key {key!r} is not a number") from None
+        self._numbers = [_float32(float(key)) for key in keys]
 
     def choose(self, header: Mapping[str, Any]) -> Any:
-        param = self.params[0]
+        param = _only_param(self.params)
         value = _float32(_number(header, param, self.kind,
                                  f"GeometricallyNearest required lookup parameter '{param}' is undefined."))
         best, best_distance = 0, None
@@ -94,13 +102,17 @@ class BracketSelector(_Keyed):
         return cls(params, keys, [table[key] for key in keys])
 
     def choose(self, header: Mapping[str, Any]) -> Any:
-        param = self.params[0]
+        param = _only_param(self.params)
         value = _number(header, param, self.kind, f"{param!r}")
         keys = self.keys
-        if any(isinstance(k, str) for k in keys):
-            raise OtherError("'>' not supported between instances of 'float' and 'str'")
+        for key in keys:
+            if isinstance(key, bool) or not isinstance(key, (int, float)):
+                raise OtherError(f"'>' not supported between instances of 'float' and '{type(key).__name__}'")
         if not keys:
             raise OtherError("list index out of range")
+        if value != value:
+            raise InvalidNumberError(f"{self.kind} Invalid number for {param!r} value = {str(header[param])!r}",
+                                     keyword=param)
         if value <= keys[0]:
             low = high = 0
         elif value >= keys[-1]:
@@ -154,7 +166,7 @@ class SelectVersionSelector(_Keyed):
         return cls(params, [e[0] for e in entries], [e[1] for e in entries])
 
     def choose(self, header: Mapping[str, Any]) -> Any:
-        param = self.params[0]
+        param = _only_param(self.params)
         if param not in header:
             raise MissingKeyError(f"{param!r}", keyword=param)
         text = str(header[param]).strip()
