@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from crdsmini.conditioning import condition_value
-from crdsmini.errors import CrdsminiError, MappingError, MissingKeyError, UnknownInstrumentError, UnknownReftypeError
+from crdsmini.errors import (CrdsminiError, MappingError, MissingKeyError, OtherError, UnknownInstrumentError,
+                             UnknownReftypeError)
 from crdsmini.expressions import Expression, compile_expression
 from crdsmini.expressions import _build as _build_evaluator  # to re-compile an unpickled tree
 from crdsmini.matchers import COMPLEX, ElementMatcher, compile_element
@@ -360,7 +361,12 @@ class ReferenceMapping(Mapping_):
         Raises what those raise (a missing key in a hook, an unknown name in an expression).
         """
         if self._precondition is not None:
-            header = self._precondition(self, header)
+            try:
+                header = self._precondition(self, header)
+            except CrdsminiError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - CRDS reports any hook failure as NOT FOUND <text>
+                raise OtherError(str(exc)) from exc
         return self.map_irrelevant_parkeys_to_na(header)
 
     def _lookup(self, header: Mapping[str, Any], space: dict[str, Any] | None = None) -> Any:
@@ -398,6 +404,10 @@ class ReferenceMapping(Mapping_):
             choice = self.selector.choose(header)
         except CrdsminiError as exc:
             return _Failure(exc, header)
+        except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
+            # CRDS turns any exception of a lookup into "NOT FOUND <text>"; selectors raise
+            # typed errors for every case the spec names, this keeps odd data equally safe.
+            return _Failure(OtherError(str(exc)), header)
         return self._terminal(choice)
 
     def recover(self, failure: _Failure) -> Any:
