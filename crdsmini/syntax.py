@@ -267,12 +267,13 @@ class _FastLexer(Lexer):
             if re.compile(terminal.pattern.to_regexp()).groups:
                 raise RuntimeError(f"grammar.lark terminal {terminal.name} has a capturing group")
         # Literals first: no regex terminal can start with a punctuation character, so this
-        # order matches the same token as lark's.  The skip run is possessive (3.11+) so that
-        # trailing white space can never be handed back to the error alternative.
+        # order matches the same token as lark's.  Every position matches something (a token,
+        # any other character as an error, or the end of the text), so findall can never
+        # silently step over text -- e.g. resume inside a trailing comment.
         skip = "(?:" + "|".join(t.pattern.to_regexp() for t in ignore) + ")"
         skip += "*+" if sys.version_info >= (3, 11) else "*"
         tokens = "|".join([t.pattern.to_regexp() for t in literals] + [t.pattern.to_regexp() for t in regexes])
-        self._scan = re.compile(f"({skip})(?:({tokens})|([\\s\\S]))").findall
+        self._scan = re.compile(f"({skip})(?:({tokens})|([\\s\\S])|\\Z)").findall
         self._literals = {t.pattern.value: str.__new__(_bare_class(t.name), t.pattern.value) for t in literals}
         self._openers = {t.pattern.value for t in literals if t.name in _OPENERS}
         self._closers = {t.pattern.value for t in literals if t.name in _CLOSERS}
@@ -287,8 +288,10 @@ class _FastLexer(Lexer):
         depth = pos = 0
         line, line_pos = 1, 0  # line number at line_pos, advanced lazily for NAME tokens
         for skipped, token, error in self._scan(text):
-            if error:
-                raise _FastPathRefused(pos + len(skipped))
+            if not token:
+                if error:
+                    raise _FastPathRefused(pos + len(skipped))
+                break  # the end of the text (after any trailing white space or comment)
             start = pos + len(skipped)
             pos = start + len(token)
             literal = literals.get(token)
