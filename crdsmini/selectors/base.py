@@ -1,13 +1,14 @@
 """What every selector shares, and the dispatch from a literal call to a selector class."""
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from crdsmini.errors import AmbiguousMatchError, MappingError
 from crdsmini.literals import DictLiteral, SelectorCall, plain_value
 
-__all__ = ["BuildContext", "Selector", "build_selector", "build_choice"]
+__all__ = ["BuildContext", "Selector", "build_selector", "build_choice", "resolve_choice", "float32", "string_keyed_choices"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,23 @@ class Selector:
                 yield from child.walk_terminals()
             else:
                 yield child
+
+
+def resolve_choice(choice: Any, header: Mapping[str, Any]) -> Any:
+    """Descend into a nested selector, or return a terminal choice as it is."""
+    return choice.choose(header) if isinstance(choice, Selector) else choice
+
+
+def float32(value: float) -> float:
+    """``value`` rounded to single precision, as CRDS's numpy.float32 distances are."""
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def string_keyed_choices(call: SelectorCall, context: BuildContext, depth: int) -> tuple[list[str], list[Any]]:
+    """Keys as strings in string order, and their built choices (UseAfter, ClosestTime)."""
+    table = {str(key): build_choice(value, context, depth + 1) for key, value in call.argument.resolved().items()}
+    keys = sorted(table)
+    return keys, [table[key] for key in keys]
 
 
 def build_choice(value: Any, context: BuildContext, depth: int) -> Any:

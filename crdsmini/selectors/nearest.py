@@ -1,24 +1,17 @@
 """Numeric selectors: GeometricallyNearest, Bracket and SelectVersion (rules-language §8)."""
 from __future__ import annotations
 
-import struct
 import sys
 from typing import Any, Mapping
 
 from crdsmini.conditioning import condition_value
 from crdsmini.errors import InvalidNumberError, MappingError, MissingKeyError, OtherError
 from crdsmini.literals import SelectorCall
-from crdsmini.selectors.base import BuildContext, Selector, build_choice
+from crdsmini.selectors.base import BuildContext, Selector, build_choice, float32, resolve_choice
 
 __all__ = ["GeometricallyNearestSelector", "BracketSelector", "SelectVersionSelector"]
 
 
-def _float32(value: float) -> float:
-    return struct.unpack("f", struct.pack("f", value))[0]
-
-
-def _resolve(choice: Any, header: Mapping[str, Any]) -> Any:
-    return choice.choose(header) if isinstance(choice, Selector) else choice
 
 
 def _only_param(params: tuple[str, ...]) -> str:
@@ -70,20 +63,20 @@ class GeometricallyNearestSelector(_Keyed):
 
     def __init__(self, params, keys, choices) -> None:
         super().__init__(params, keys, choices)
-        self._numbers = [_float32(float(key)) for key in keys]
+        self._numbers = [float32(float(key)) for key in keys]
 
     def choose(self, header: Mapping[str, Any]) -> Any:
         param = _only_param(self.params)
-        value = _float32(_number(header, param, self.kind,
+        value = float32(_number(header, param, self.kind,
                                  f"GeometricallyNearest required lookup parameter '{param}' is undefined."))
         best, best_distance = 0, None
         for index, number in enumerate(self._numbers):
-            distance = _float32(abs(_float32(number - value)))
+            distance = float32(abs(float32(number - value)))
             if best_distance is None or distance < best_distance:
                 best, best_distance = index, distance
         if best_distance is None:
             raise OtherError("GeometricallyNearest has no keys")
-        return _resolve(self.choices[best], header)
+        return resolve_choice(self.choices[best], header)
 
 
 class BracketSelector(_Keyed):
@@ -120,7 +113,7 @@ class BracketSelector(_Keyed):
         else:
             high = next(i for i, k in enumerate(keys) if k >= value)
             low = high if keys[high] == value else high - 1
-        return (_resolve(self.choices[low], header), _resolve(self.choices[high], header))
+        return (resolve_choice(self.choices[low], header), resolve_choice(self.choices[high], header))
 
 
 _RELATIONS = ("<", "<=", "=")
@@ -182,5 +175,5 @@ class SelectVersionSelector(_Keyed):
         probe = (value, _RELATIONS.index("="))
         for key, choice in zip(self.keys, self.choices):
             if key >= probe:
-                return _resolve(choice, header)
+                return resolve_choice(choice, header)
         raise OtherError("list index out of range")

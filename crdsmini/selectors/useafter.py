@@ -8,12 +8,12 @@ from __future__ import annotations
 import bisect
 import functools
 import re
-import struct
 from typing import Any, Mapping
 
 from crdsmini.errors import InvalidVersionError, MappingError, MissingKeyError, NoSelectionError
 from crdsmini.literals import SelectorCall
-from crdsmini.selectors.base import BuildContext, Selector, build_choice
+from crdsmini.selectors.base import (BuildContext, Selector, build_choice, float32, resolve_choice,
+                                     string_keyed_choices)
 from crdsmini.timestamps import DateFormatError, dataset_time, parse_datetime
 
 __all__ = ["UseAfterSelector", "VersionAfterSelector", "ClosestTimeSelector", "parse_version"]
@@ -39,9 +39,6 @@ def _use_after_time(header: Mapping[str, Any], params: tuple[str, ...]) -> str:
                 return _normalized_time(params, (date, time))
     return dataset_time(header, params, "UseAfter")
 
-
-def _resolve(choice: Any, header: Mapping[str, Any]) -> Any:
-    return choice.choose(header) if isinstance(choice, Selector) else choice
 
 
 def _merge_sorted(kind: str, selectors: list["_Sequential"], max_of_equal) -> tuple[list, list]:
@@ -99,18 +96,15 @@ class UseAfterSelector(_Sequential):
 
     @classmethod
     def build(cls, call: SelectorCall, context: BuildContext, depth: int) -> "UseAfterSelector":
-        params = context.params(depth)
-        table = {str(key): build_choice(value, context, depth + 1)
-                 for key, value in call.argument.resolved().items()}
-        keys = sorted(table)
-        return cls(params, keys, [table[key] for key in keys])
+        keys, choices = string_keyed_choices(call, context, depth)
+        return cls(context.params(depth), keys, choices)
 
     def choose(self, header: Mapping[str, Any]) -> Any:
         when = _use_after_time(header, self.params)
         index = bisect.bisect_right(self.keys, when) - 1
         if index < 0:
             raise NoSelectionError(f"No selection <= {when!r}")
-        return _resolve(self.choices[index], header)
+        return resolve_choice(self.choices[index], header)
 
     def neighbours(self, header: Mapping[str, Any]) -> tuple[str, int]:
         """The dataset time and the index of the chosen date (-1: none), for ``explain``."""
@@ -164,11 +158,8 @@ class VersionAfterSelector(_Sequential):
         index = bisect.bisect_right(self.keys, version) - 1
         if index < 0:
             raise NoSelectionError(f"No selection <= {version!r}")
-        return _resolve(self.choices[index], header)
+        return resolve_choice(self.choices[index], header)
 
-
-def _float32(value: float) -> float:
-    return struct.unpack("f", struct.pack("f", value))[0]
 
 
 class ClosestTimeSelector(_Sequential):
@@ -182,12 +173,9 @@ class ClosestTimeSelector(_Sequential):
 
     @classmethod
     def build(cls, call: SelectorCall, context: BuildContext, depth: int) -> "ClosestTimeSelector":
-        params = context.params(depth)
-        table = {str(key): build_choice(value, context, depth + 1)
-                 for key, value in call.argument.resolved().items()}
-        keys = sorted(table)
+        keys, choices = string_keyed_choices(call, context, depth)
         try:
-            return cls(params, keys, [table[key] for key in keys])
+            return cls(context.params(depth), keys, choices)
         except DateFormatError as exc:
             raise MappingError(f"Can't load file {context.name} : bad ClosestTime key: {exc}",
                                file=context.name) from None
@@ -196,9 +184,9 @@ class ClosestTimeSelector(_Sequential):
         when = parse_datetime(dataset_time(header, self.params, "ClosestTime"))
         best, best_distance = -1, None
         for index, moment in enumerate(self._times):
-            distance = _float32(abs((moment - when).total_seconds()))
+            distance = float32(abs((moment - when).total_seconds()))
             if best_distance is None or distance < best_distance:
                 best, best_distance = index, distance
         if best < 0:
             raise NoSelectionError(f"No selection near {when!r}")
-        return _resolve(self.choices[best], header)
+        return resolve_choice(self.choices[best], header)
