@@ -54,6 +54,11 @@ def _json_entries(obj: Any, default_id: str, where: str) -> Iterator[tuple[str, 
     if obj and all(isinstance(value, dict) for value in obj.values()):  # {dataset_id: header}
         for dataset_id, params in obj.items():
             yield str(dataset_id), params
+        return
+    id_key = next((k for k in obj if k.lower() in _ID_COLUMNS and isinstance(obj[k], str)), None)
+    if id_key is not None:  # a flat record naming its dataset, as a CSV/Parquet row does
+        obj = dict(obj)
+        yield obj.pop(id_key), obj
     else:
         yield default_id, obj
 
@@ -61,8 +66,9 @@ def _json_entries(obj: Any, default_id: str, where: str) -> Iterator[tuple[str, 
 def read_headers(path: str | Path, fmt: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
     """``(dataset_id, header)`` pairs from a headers file, streamed (never all in memory).
 
-    JSON lines: a header or ``{id: header}`` per line (blank and ``#`` lines skipped), ids
-    default to ``<file>:<line>`` as for ``crdsmini bestrefs --headers``.  ``.json``: one
+    JSON lines: a header or ``{id: header}`` per line (blank and ``#`` lines skipped); a
+    header's ``dataset``/``id`` string names it, else ``<file>:<line>`` as for ``crdsmini
+    bestrefs --headers``.  ``.json``: one
     object of either form.  CSV and Parquet: one header per row, keys from the column names;
     a ``dataset``/``id`` column names the dataset (else ``<file>:<row>``); empty Parquet
     cells (null) are absent keys.
