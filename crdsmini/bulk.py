@@ -61,7 +61,7 @@ class _Missing:
 
 
 _MISSING = _Missing()
-_GROUP_LIMIT = 250_000       # distinct projections remembered per instrument across chunks
+_GROUP_LIMIT = 20_000        # distinct projections remembered per instrument (then forgotten)
 _PER_HEADER = object()       # marks a filekind that must be evaluated header by header
 
 
@@ -181,33 +181,44 @@ class _InstrumentPlan:
             key += (found, tuple(map(type, found)))
         return key
 
-    def evaluate(self, header: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[_RmapPlan, ...]]:
-        """Answers shared by every header of ``header``'s group, and the rmaps to redo per header."""
+    def evaluate(self, header: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[_RmapPlan, ...], dict[str, Any]]:
+        """Answers shared by every header of ``header``'s group, the rmaps to redo for the
+        other headers of the group, and ``header``'s own answers from those rmaps."""
         space = _namespace(header) if self.needs_namespace else None
         shared: dict[str, Any] = {}
+        own: dict[str, Any] = {}
         per_header = list(self.opaque)
+        for plan in self.opaque:
+            try:
+                own[plan.filekind] = plan.rmap.select(header, space)
+            except CrdsminiError as exc:
+                own[plan.filekind] = exc
         for plan in self.plans:
             try:
                 outcome = plan.rmap.apply_rules(header, space)
-            except CrdsminiError:
+            except CrdsminiError as exc:
                 per_header.append(plan)
+                own[plan.filekind] = exc
                 continue
             if type(outcome) is _Failure:
+                answers = shared if plan.shared_failures else own
                 if not plan.shared_failures:
                     per_header.append(plan)
-                    continue
                 try:
                     outcome = plan.rmap.recover(outcome)
                 except CrdsminiError as exc:
-                    shared[plan.filekind] = exc
+                    answers[plan.filekind] = exc
                     continue
+                answers[plan.filekind] = (NOT_FOUND_NA if outcome is NA else None if outcome is OMITTED
+                                          else outcome)
+                continue
             if outcome is NA:
                 shared[plan.filekind] = NOT_FOUND_NA
             elif outcome is not OMITTED:
                 shared[plan.filekind] = outcome
             else:
                 shared[plan.filekind] = None
-        return shared, tuple(per_header)
+        return shared, tuple(per_header), own
 
     def answer(self, headers: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """``select_references`` of each header (in order), sharing work between equal keys."""
@@ -221,7 +232,7 @@ class _InstrumentPlan:
             except TypeError:  # an unhashable header value: no sharing for this one
                 key, found = None, None
             if found is None:
-                shared, redo = self.evaluate(header)
+                shared, redo, own = self.evaluate(header)
                 merged = dict(self.fixed)
                 merged.update(shared)
                 found = (self._ordered(merged) if not redo else merged, redo)
@@ -229,6 +240,9 @@ class _InstrumentPlan:
                     if len(groups) >= _GROUP_LIMIT:
                         groups.clear()
                     groups[key] = found
+                if redo:  # this header's own answers are already known
+                    results.append(self._ordered({**merged, **own}))
+                    continue
             answers, redo = found
             if redo:
                 answers = dict(answers)

@@ -399,7 +399,8 @@ class ReferenceMapping(Mapping_):
                 except CrdsminiError as exc:
                     log.warning("Failed checking relevance for %r %r with expr %r : %s",
                                 self.instrument, self.filekind, self._relevance.text, exc)
-        header = self.preprocess(header)
+        if self._precondition is not None or self._parkey_relevance:
+            header = self.preprocess(header)
         try:
             choice = self.selector.choose(header)
         except CrdsminiError as exc:
@@ -408,7 +409,12 @@ class ReferenceMapping(Mapping_):
             # CRDS turns any exception of a lookup into "NOT FOUND <text>"; selectors raise
             # typed errors for every case the spec names, this keeps odd data equally safe.
             return _Failure(OtherError(str(exc)), header)
-        return self._terminal(choice)
+        if isinstance(choice, str):  # _terminal, inlined on the hot path
+            if choice in NA_VALUES:
+                return NA
+            if choice in OMIT_VALUES:
+                return OMITTED
+        return choice
 
     def recover(self, failure: _Failure) -> Any:
         """CRDS's rules after a failed selection: do-not-reprocess, fallback hook, and
@@ -452,7 +458,9 @@ class ReferenceMapping(Mapping_):
 
         ``space``: the header's expression namespace, when a context already built it.
         """
-        outcome = self._lookup(header, space)
+        outcome = self.apply_rules(header, space)
+        if type(outcome) is _Failure:
+            outcome = self.recover(outcome)
         if outcome is NA:
             return NOT_FOUND_NA
         if outcome is OMITTED:
@@ -462,9 +470,16 @@ class ReferenceMapping(Mapping_):
     def get_best_ref(self, header: Mapping[str, Any]) -> Any:
         """Exactly CRDS's answer: a file name, None (OMIT), a tuple, or "NOT FOUND ..."."""
         try:
-            return self.select(header)
+            outcome = self.apply_rules(header)  # select(), inlined
+            if type(outcome) is _Failure:
+                outcome = self.recover(outcome)
         except CrdsminiError as exc:
             return "NOT FOUND " + exc.message
+        if outcome is NA:
+            return NOT_FOUND_NA
+        if outcome is OMITTED:
+            return None
+        return outcome
 
     def reference_names(self) -> list[str]:
         """Every file name the rules can return, sorted."""

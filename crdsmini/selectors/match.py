@@ -27,6 +27,17 @@ __all__ = ["MatchRow", "MatchColumn", "MatchSelector"]
 
 _WILD = frozenset({"*", "ANY", "N/A"})
 
+class _Absent:
+    """A parameter missing from the header (never equal to a header value)."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        return "_ABSENT"
+
+
+_ABSENT = _Absent()
+
 # Distinct values (per column) and value tuples (per Match node) remembered; past that a
 # lookup just computes.  Bounds memory under adversarial or high-cardinality inputs.
 _MEMO_LIMIT = 4096
@@ -214,6 +225,9 @@ class MatchSelector(Selector):
             for i, param in enumerate(params))
         self._merged: dict[tuple[int, ...], Selector] = {}
         self._groups: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
+        # Raw header values (all str) -> groups, for values that passed the pre-check.
+        self._checked: dict[tuple, tuple[tuple[int, ...], ...]] = {}
+        self._defaults = tuple("UNDEFINED" if column.has_na else _ABSENT for column in self.columns)
 
     @classmethod
     def build(cls, call: SelectorCall, context: BuildContext, depth: int) -> "MatchSelector":
@@ -300,8 +314,26 @@ class MatchSelector(Selector):
         return groups
 
     def choose(self, header: Mapping[str, Any]) -> Any:
-        # lookup_values, precheck and weight_groups, inlined: this is the hot path of every
-        # lookup, and the calls cost more than the work.  Missing keys are all reported
+        # The hot path of every lookup: the parameter values in one C-level pass, then one
+        # probe of the values already pre-checked and grouped.  Anything else (a missing
+        # key, a value not seen yet) takes the full path below.
+        values = tuple(map(header.get, self.params, self._defaults))
+        # Only all-string tuples are stored, so no other value (1 == 1.0 == True) can match.
+        groups = self._checked.get(values) if _ABSENT not in values else None
+        if groups is None:
+            return self._choose_checked(header)
+        if len(groups) == 1 and len(groups[0]) == 1:  # choose_groups' usual case, inlined
+            target = self.rows[groups[0][0]].choice
+            if not isinstance(target, Selector):
+                return target
+            try:
+                return target.choose(header)
+            except LookupFailure:
+                raise NoMatchError("No match found.") from None
+        return self.choose_groups(groups, header)
+
+    def _choose_checked(self, header: Mapping[str, Any]) -> Any:
+        # lookup_values, precheck and weight_groups, inlined.  Missing keys are all reported
         # before any value is checked, as in lookup_values.
         columns = self.columns
         values = []
@@ -326,11 +358,21 @@ class MatchSelector(Selector):
         groups = self._groups.get(key_tuple)
         if groups is None:
             groups = self._group(key_tuple)
+        if len(self._checked) < _MEMO_LIMIT and all(type(value) is str for value in values):
+            self._checked[tuple(values)] = groups
         return self.choose_groups(groups, header)
 
     def choose_groups(self, groups: tuple[tuple[int, ...], ...], header: Mapping[str, Any]) -> Any:
         """Try the weight groups in order (§6.5-6.6); ``header`` feeds the nested selectors."""
         rows = self.rows
+        if len(groups) == 1 and len(groups[0]) == 1:  # the usual case: one row matches best
+            target = rows[groups[0][0]].choice
+            if not isinstance(target, Selector):
+                return target
+            try:
+                return target.choose(header)
+            except LookupFailure:
+                raise NoMatchError("No match found.") from None
         for group in groups:
             if len(group) > 1:
                 if not self.merge_overlaps:
@@ -361,4 +403,5 @@ class MatchSelector(Selector):
         state = dict(self.__dict__)
         state["_merged"] = {}
         state["_groups"] = {}
+        state["_checked"] = {}
         return state

@@ -100,11 +100,21 @@ class UseAfterSelector(_Sequential):
         return cls(context.params(depth), keys, choices)
 
     def choose(self, header: Mapping[str, Any]) -> Any:
-        when = _use_after_time(header, self.params)
+        # _use_after_time inlined for the usual (DATE, TIME) pair: this runs in every lookup.
+        params = self.params
+        if len(params) == 2:
+            date, time = header.get(params[0]), header.get(params[1])
+            if type(date) is str and type(time) is str:
+                when = _normalized_time(params, (date, time))
+            else:
+                when = dataset_time(header, params, "UseAfter")
+        else:
+            when = dataset_time(header, params, "UseAfter")
         index = bisect.bisect_right(self.keys, when) - 1
         if index < 0:
             raise NoSelectionError(f"No selection <= {when!r}")
-        return resolve_choice(self.choices[index], header)
+        choice = self.choices[index]
+        return choice.choose(header) if isinstance(choice, Selector) else choice
 
     def neighbours(self, header: Mapping[str, Any]) -> tuple[str, int]:
         """The dataset time and the index of the chosen date (-1: none), for ``explain``."""
