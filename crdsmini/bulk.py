@@ -40,6 +40,7 @@ import bisect
 import concurrent.futures
 import functools
 import itertools
+import operator
 import pickle
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -63,6 +64,50 @@ class _Missing:
 _MISSING = _Missing()
 _GROUP_LIMIT = 20_000        # distinct projections remembered per instrument (then forgotten)
 _PER_HEADER = object()       # marks a filekind that must be evaluated header by header
+_UNKNOWN = object()
+
+
+class _Recover:
+    """A shared selector failure whose recovery (do-not-reprocess) is redone per header."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: CrdsminiError) -> None:
+        self.error = error
+
+
+def _answer(outcome: Any) -> Any:
+    return NOT_FOUND_NA if outcome is NA else None if outcome is OMITTED else outcome
+
+
+def _recover_one(plan: "_RmapPlan", error: CrdsminiError, header: Mapping[str, Any],
+                 space: dict[str, Any] | None) -> Any:
+    """One header's answer from its group's selector failure: only the recovery is its own."""
+    try:
+        prepared = plan.rmap.preprocess(header)
+    except CrdsminiError:
+        prepared = None
+    if prepared is None:
+        try:
+            return plan.rmap.select(header, space)
+        except CrdsminiError as exc:
+            return exc
+    return _answer(plan.rmap.recovered(_Failure(error, prepared)))
+
+
+def _project(plan: "_RmapPlan", key: tuple) -> tuple:
+    """An rmap's own key from its instrument's key (raw parts, then its coarser date bins)."""
+    if plan.positions is None:
+        return ()
+    parts = plan.positions(key)
+    if plan.translations:
+        parts = list(parts)
+        for position, table in plan.translations:
+            value = parts[position]
+            if type(value) is int:
+                parts[position] = table[value]
+        parts = tuple(parts)
+    return parts
 
 
 def crds_value(value: Any) -> Any:
@@ -85,13 +130,17 @@ def _selector_nodes(selector: Any) -> Iterator[Selector]:
 class _RmapPlan:
     """One rmap of an instrument: which keys it reads raw, which dates it only bins."""
 
-    __slots__ = ("filekind", "rmap", "raw_keys", "binned", "shared_failures")
+    __slots__ = ("filekind", "rmap", "raw_keys", "binned", "shared_failures", "shared_errors", "positions",
+                 "translations", "memo")
 
     def __init__(self, filekind: str, rmap: ReferenceMapping) -> None:
         self.filekind = filekind
         self.rmap = rmap
         deps = rmap.dependency_keys
-        self.shared_failures = False
+        self.shared_failures = self.shared_errors = False
+        self.positions: Any = None      # where this rmap's parts sit in the instrument's key
+        self.translations: tuple = ()   # per binned date tuple: instrument bin -> rmap bin
+        self.memo: dict[tuple, Any] = {}
         if deps is None:
             self.raw_keys = None
             self.binned: dict[tuple[str, ...], set[str]] = {}
@@ -111,11 +160,12 @@ class _RmapPlan:
         self.binned = {params: dates for params, dates in use_after.items() if set(params) <= only_dates}
         binned_keys = {key for params in self.binned for key in params}
         self.raw_keys = tuple(key for key in deps if key not in binned_keys)
-        # A failed selection is the same for the whole group when recovery reads nothing else
-        # (no do-not-reprocess rule; hooks already excluded) and its message cannot quote a
-        # binned time: only a UseAfter outside any Match says "No selection <= '<time>'".
-        self.shared_failures = rmap.plugin.dnr_check is None and (
-            not self.binned or type(rmap.selector).__name__ == "MatchSelector")
+        # A failed selection is the same error for the whole group when its message cannot
+        # quote a binned time (only a UseAfter outside any Match says "No selection <= '<t>'"),
+        # and the same *answer* when recovery reads nothing else either (no do-not-reprocess
+        # rule; hooks already excluded).  Otherwise only the recovery is redone per header.
+        self.shared_errors = not self.binned or type(rmap.selector).__name__ == "MatchSelector"
+        self.shared_failures = self.shared_errors and rmap.plugin.dnr_check is None
 
 
 class _InstrumentPlan:
@@ -153,6 +203,30 @@ class _InstrumentPlan:
         self.raw_keys = tuple(raw)
         self.bins = tuple((params, tuple(sorted(dates))) for params, dates in bins.items())
         self.needs_namespace = any(plan.rmap.needs_namespace for plan in self.plans + self.opaque)
+        # Second level: each rmap's own projection of an instrument key (its raw values and
+        # types, and its own, coarser, date bins), so that headers unique for the instrument
+        # as a whole still share each rmap's answer with other headers.
+        width = len(self.raw_keys)
+        where = {key: i for i, key in enumerate(self.raw_keys)}
+        bin_index = {params: i for i, (params, _) in enumerate(self.bins)}
+        for plan in self.plans:
+            raw_positions = [where[key] for key in plan.raw_keys]
+            positions = raw_positions + [width + i for i in raw_positions]
+            translations = []
+            for params, own_dates in plan.binned.items():
+                position = 2 * width + bin_index[params]
+                mine = sorted(own_dates)
+                union = dict(self.bins)[params]
+                # In instrument bin b (union[b-1] <= t < union[b]) this rmap's bisect is fixed.
+                table = [0] + [bisect.bisect_right(mine, union[b - 1]) for b in range(1, len(union) + 1)]
+                positions.append(position)
+                translations.append((len(positions) - 1, table))
+            if len(positions) == 1:  # itemgetter of one index returns the item, not a 1-tuple
+                only = positions[0]
+                plan.positions = lambda key, only=only: (key[only],)
+            else:
+                plan.positions = operator.itemgetter(*positions) if positions else None
+            plan.translations = tuple(translations)
         self.groups: dict[tuple, tuple[dict[str, Any], tuple[_RmapPlan, ...]]] = {}
 
     def key(self, header: Mapping[str, Any]) -> tuple:
@@ -178,39 +252,63 @@ class _InstrumentPlan:
                         continue
                     except CrdsminiError:
                         pass
-            key += (found, tuple(map(type, found)))
+            key += ((found, tuple(map(type, found))),)
         return key
 
-    def evaluate(self, header: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[_RmapPlan, ...], dict[str, Any]]:
+    def evaluate(self, header: Mapping[str, Any], key: tuple | None = None
+                 ) -> tuple[dict[str, Any], tuple[_RmapPlan, ...], dict[str, Any]]:
         """Answers shared by every header of ``header``'s group, the rmaps to redo for the
         other headers of the group, and ``header``'s own answers from those rmaps."""
         space = _namespace(header) if self.needs_namespace else None
         shared: dict[str, Any] = {}
         own: dict[str, Any] = {}
-        per_header = list(self.opaque)
+        per_header: list[tuple[_RmapPlan, CrdsminiError | None]] = [(plan, None) for plan in self.opaque]
         for plan in self.opaque:
             try:
                 own[plan.filekind] = plan.rmap.select(header, space)
             except CrdsminiError as exc:
                 own[plan.filekind] = exc
         for plan in self.plans:
+            rmap_key = None
+            if key is not None:
+                rmap_key = _project(plan, key)
+                known = plan.memo.get(rmap_key, _UNKNOWN)
+                if known is _PER_HEADER:
+                    per_header.append((plan, None))
+                    try:
+                        own[plan.filekind] = plan.rmap.select(header, space)
+                    except CrdsminiError as exc:
+                        own[plan.filekind] = exc
+                    continue
+                if type(known) is _Recover:
+                    per_header.append((plan, known.error))
+                    own[plan.filekind] = _recover_one(plan, known.error, header, space)
+                    continue
+                if known is not _UNKNOWN:
+                    shared[plan.filekind] = known
+                    continue
+                if len(plan.memo) >= _GROUP_LIMIT:
+                    plan.memo.clear()
+                plan.memo[rmap_key] = _PER_HEADER  # until proven shareable below
             try:
                 outcome = plan.rmap.apply_rules(header, space)
             except CrdsminiError as exc:
-                per_header.append(plan)
+                per_header.append((plan, None))
                 own[plan.filekind] = exc
                 continue
             if type(outcome) is _Failure:
-                answers = shared if plan.shared_failures else own
-                if not plan.shared_failures:
-                    per_header.append(plan)
-                try:
-                    outcome = plan.rmap.recover(outcome)
-                except CrdsminiError as exc:
-                    answers[plan.filekind] = exc
+                if plan.shared_failures:
+                    shared[plan.filekind] = _answer(plan.rmap.recovered(outcome))
+                    if rmap_key is not None:
+                        plan.memo[rmap_key] = shared[plan.filekind]
                     continue
-                answers[plan.filekind] = (NOT_FOUND_NA if outcome is NA else None if outcome is OMITTED
-                                          else outcome)
+                if plan.shared_errors:
+                    per_header.append((plan, outcome.error))
+                    if rmap_key is not None:
+                        plan.memo[rmap_key] = _Recover(outcome.error)
+                else:
+                    per_header.append((plan, None))
+                own[plan.filekind] = _answer(plan.rmap.recovered(outcome))
                 continue
             if outcome is NA:
                 shared[plan.filekind] = NOT_FOUND_NA
@@ -218,6 +316,8 @@ class _InstrumentPlan:
                 shared[plan.filekind] = outcome
             else:
                 shared[plan.filekind] = None
+            if rmap_key is not None:
+                plan.memo[rmap_key] = shared[plan.filekind]
         return shared, tuple(per_header), own
 
     def answer(self, headers: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -232,7 +332,7 @@ class _InstrumentPlan:
             except TypeError:  # an unhashable header value: no sharing for this one
                 key, found = None, None
             if found is None:
-                shared, redo, own = self.evaluate(header)
+                shared, redo, own = self.evaluate(header, key)
                 merged = dict(self.fixed)
                 merged.update(shared)
                 found = (self._ordered(merged) if not redo else merged, redo)
@@ -247,7 +347,10 @@ class _InstrumentPlan:
             if redo:
                 answers = dict(answers)
                 space = _namespace(header) if self.needs_namespace else None
-                for plan in redo:
+                for plan, error in redo:
+                    if error is not None:
+                        answers[plan.filekind] = _recover_one(plan, error, header, space)
+                        continue
                     try:
                         answers[plan.filekind] = plan.rmap.select(header, space)
                     except CrdsminiError as exc:

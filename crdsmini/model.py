@@ -419,6 +419,14 @@ class ReferenceMapping(Mapping_):
     def recover(self, failure: _Failure) -> Any:
         """CRDS's rules after a failed selection: do-not-reprocess, fallback hook, and
         ``reffile_required``; raises the selector's error when none applies."""
+        outcome = self.recovered(failure)
+        if outcome is failure.error:
+            raise failure.error
+        return outcome
+
+    def recovered(self, failure: _Failure) -> Any:
+        """``recover`` that returns the selector's error object instead of raising it (bulk
+        lookups share one error between many headers: raising it would grow its traceback)."""
         header = failure.header
         if self.plugin.dnr_check is not None and self.plugin.dnr_check(header):
             return NA
@@ -426,7 +434,7 @@ class ReferenceMapping(Mapping_):
         if choice is None:
             if self._failure_is_na:
                 return NA
-            raise failure.error
+            return failure.error
         return self._terminal(choice)
 
     @staticmethod
