@@ -12,10 +12,10 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,demo]"
+	$(BIN)/pip install --quiet -e ".[test,demo,dask]"
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install crdsmini + iris_reduce with test extras
+install: $(STAMP)  ## create .venv: crdsmini + iris_reduce with the test, demo and dask extras
 
 test: $(STAMP)  ## run the whole test suite (conformance replay included)
 	$(BIN)/pytest tests
