@@ -62,7 +62,8 @@ class _Missing:
 
 
 _MISSING = _Missing()
-_GROUP_LIMIT = 20_000        # distinct projections remembered per instrument (then forgotten)
+_GROUP_LIMIT = 10_000        # distinct projections remembered per instrument (then forgotten)
+_RMAP_LIMIT = 4_096          # ... and per rmap: bounds memory with many rmaps (HST: ~80)
 _PER_HEADER = object()       # marks a filekind that must be evaluated header by header
 _UNKNOWN = object()
 
@@ -287,7 +288,7 @@ class _InstrumentPlan:
                 if known is not _UNKNOWN:
                     shared[plan.filekind] = known
                     continue
-                if len(plan.memo) >= _GROUP_LIMIT:
+                if len(plan.memo) >= _RMAP_LIMIT:
                     plan.memo.clear()
                 plan.memo[rmap_key] = _PER_HEADER  # until proven shareable below
             try:
@@ -468,7 +469,9 @@ def _init_worker(context_bytes: bytes, include: list[str] | None, condition: boo
 
 
 def _answer_chunk(selector: BulkSelector, chunk: Sequence[Any], strict: bool, with_ids: bool,
-                  finish: Callable[..., Any] | None) -> Any:
+                  finish: Callable[..., Any] | None, prepare: Callable[..., Any] | None = None) -> Any:
+    if prepare is not None:
+        chunk = prepare(chunk)
     if with_ids:
         ids = [item[0] for item in chunk]
         chunk = [item[1] for item in chunk]
@@ -479,8 +482,9 @@ def _answer_chunk(selector: BulkSelector, chunk: Sequence[Any], strict: bool, wi
     return list(zip(ids, results)) if with_ids else results
 
 
-def _run_chunk(chunk: Sequence[Any], strict: bool, with_ids: bool, finish: Callable[..., Any] | None) -> Any:
-    return _answer_chunk(_WORKER["selector"], chunk, strict, with_ids, finish)
+def _run_chunk(chunk: Sequence[Any], strict: bool, with_ids: bool, finish: Callable[..., Any] | None,
+               prepare: Callable[..., Any] | None) -> Any:
+    return _answer_chunk(_WORKER["selector"], chunk, strict, with_ids, finish, prepare)
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -495,7 +499,8 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 def iter_best_references(context: Any, headers: Iterable[Any], *,
                          include: Iterable[str] | None = None, condition: bool = False,
                          strict: bool = False, jobs: int = 1, chunk_size: int = 20_000,
-                         with_ids: bool = False, finish: Callable[..., Any] | None = None) -> Iterator[Any]:
+                         with_ids: bool = False, finish: Callable[..., Any] | None = None,
+                         prepare: Callable[[list[Any]], list[Any]] | None = None) -> Iterator[Any]:
     """Stream the answers of ``headers`` chunk by chunk, in input order.
 
     Yields one item per chunk: the list of per-header results (see ``BulkSelector``), or
@@ -505,20 +510,21 @@ def iter_best_references(context: Any, headers: Iterable[Any], *,
     ``with_ids``: items are ``(id, header)`` pairs; chunks then hold ``(id, result)`` pairs
     and ``finish`` is called as ``finish(ids, results)``.  Memory stays bounded by
     ``chunk_size`` and ``jobs``.  ``strict`` keeps failures as error objects instead of
-    "NOT FOUND" strings.
+    "NOT FOUND" strings.  ``prepare(chunk)`` (in the worker too) turns a chunk of raw items,
+    e.g. lines of text, into the items above, so that parsing is spread over the workers.
     """
     include = list(include) if include else None
     if jobs <= 1:
         selector = BulkSelector(context, include=include, condition=condition)
         for chunk in _chunks(headers, chunk_size):
-            yield _answer_chunk(selector, chunk, strict, with_ids, finish)
+            yield _answer_chunk(selector, chunk, strict, with_ids, finish, prepare)
         return
     payload = pickle.dumps(context, protocol=pickle.HIGHEST_PROTOCOL)
     with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
                                                 initargs=(payload, include, condition)) as pool:
         pending: list[concurrent.futures.Future] = []
         for chunk in _chunks(headers, chunk_size):
-            pending.append(pool.submit(_run_chunk, chunk, strict, with_ids, finish))
+            pending.append(pool.submit(_run_chunk, chunk, strict, with_ids, finish, prepare))
             if len(pending) >= 2 * jobs:  # keep the pool busy without reading everything
                 yield pending.pop(0).result()
         for future in pending:

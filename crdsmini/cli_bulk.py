@@ -15,7 +15,7 @@ Exit status: 0 ok, 1 some lookups failed (bulk-bestrefs) , 2 usage/configuration
 """
 from __future__ import annotations
 
-__all__ = ["bulk_bestrefs_command", "affected_command", "read_headers", "output_columns"]
+__all__ = ["bulk_bestrefs_command", "affected_command", "register_commands", "read_headers", "output_columns"]
 
 import csv
 import functools
@@ -126,6 +126,38 @@ def _pyarrow_parquet() -> Any:
     except ImportError:
         raise click.UsageError("Parquet needs pyarrow: pip install 'crdsmini[parquet]'") from None
     return pq
+
+
+def _jsonl_lines(path: str | Path) -> Iterator[tuple[str, int, str]]:
+    """The raw (file name, line number, text) of a JSON-lines file; parsed in the workers."""
+    from crdsmini.errors import HeaderError
+    name = Path(str(path)).name
+    try:
+        handle = sys.stdin if str(path) == "-" else open(path, encoding="utf-8")
+    except OSError as exc:
+        raise HeaderError(f"cannot read {path}: {exc}", file=str(path)) from None
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            stripped = line.strip()
+            if stripped and not stripped.startswith("#"):
+                yield name, number, stripped
+
+
+def _parse_lines(normalise: bool, chunk: Sequence[tuple[str, int, str]]) -> list[tuple[str, Any]]:
+    """A chunk of JSON-lines text -> (dataset, header) pairs (runs in the worker)."""
+    from crdsmini.errors import HeaderError
+    items: list[tuple[str, Any]] = []
+    for name, number, text in chunk:
+        try:
+            obj = json.loads(text)
+        except ValueError as exc:
+            raise HeaderError(f"{name}:{number}: not JSON: {exc}", file=name, line=number) from None
+        items.extend(_json_entries(obj, f"{name}:{number}", f"{name}:{number}"))
+    return [_bestrefs_header(item) for item in items] if normalise else items
+
+
+def _normalised(chunk: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, Any]]:
+    return [_bestrefs_header(item) for item in chunk]
 
 
 def _bestrefs_header(item: tuple[str, Mapping[str, Any]]) -> tuple[str, Any]:
@@ -403,10 +435,17 @@ def bulk_bestrefs_command(context: str | None, old_context: str | None, headers_
     bar = _Progress(sys.stderr.isatty() if progress is None else progress)
     failures = 0
     try:
-        items = _counted(_items(headers_file, input_format, raw), bar)
+        # Only reading happens here: JSON parsing and key normalisation run in the workers.
+        if _format_of(headers_file, input_format) == "jsonl":
+            items: Iterable[Any] = _jsonl_lines(headers_file)
+            prepare: Any = functools.partial(_parse_lines, not raw)
+        else:
+            items = read_headers(headers_file, input_format)
+            prepare = None if raw else _normalised
+        items = _counted(items, bar)
         for payload, failed in bulk.iter_best_references(ctx, items, include=include, condition=not raw,
                                                          jobs=jobs, chunk_size=chunk_size, with_ids=True,
-                                                         finish=finish):
+                                                         finish=finish, prepare=prepare):
             writer.write(payload)
             failures += failed
     except CrdsminiError as exc:
@@ -484,6 +523,12 @@ def _affected(old_context: str, new_context: str | None, headers_file: str, inpu
                f"(context diff: {sum(len(v) for v in difference.changed.values())} changed types), "
                f"{stats.get('changed', 0)} changed", err=True)
     sys.exit(EXIT_OK)
+
+
+def register_commands(group: click.Group) -> None:
+    """Add ``bulk-bestrefs`` and ``affected`` to a click group (``crdsmini.cli.main``)."""
+    group.add_command(bulk_bestrefs_command)
+    group.add_command(affected_command)
 
 
 def _jsonable(value: Any) -> Any:
