@@ -81,6 +81,15 @@ def _answer(outcome: Any) -> Any:
     return NOT_FOUND_NA if outcome is NA else None if outcome is OMITTED else outcome
 
 
+def _detached(value: Any) -> Any:
+    """An error about to be kept in a memo, without its traceback: a traceback holds the
+    frames it went through, and through them the whole chunk of headers being answered."""
+    if isinstance(value, BaseException):
+        value.__traceback__ = None
+        value.__context__ = None
+    return value
+
+
 def _recover_one(plan: "_RmapPlan", error: CrdsminiError, header: Mapping[str, Any],
                  space: dict[str, Any] | None) -> Any:
     """One header's answer from its group's selector failure: only the recovery is its own."""
@@ -299,14 +308,14 @@ class _InstrumentPlan:
                 continue
             if type(outcome) is _Failure:
                 if plan.shared_failures:
-                    shared[plan.filekind] = _answer(plan.rmap.recovered(outcome))
+                    shared[plan.filekind] = _detached(_answer(plan.rmap.recovered(outcome)))
                     if rmap_key is not None:
                         plan.memo[rmap_key] = shared[plan.filekind]
                     continue
                 if plan.shared_errors:
                     per_header.append((plan, outcome.error))
                     if rmap_key is not None:
-                        plan.memo[rmap_key] = _Recover(outcome.error)
+                        plan.memo[rmap_key] = _Recover(_detached(outcome.error))
                 else:
                     per_header.append((plan, None))
                 own[plan.filekind] = _answer(plan.rmap.recovered(outcome))
@@ -404,7 +413,7 @@ class BulkSelector:
             try:
                 found = context.get_imap(context.get_instrument(header))
             except CrdsminiError as exc:
-                found = exc
+                found = _detached(exc)
             try:
                 self._instruments[values] = found
             except TypeError:
