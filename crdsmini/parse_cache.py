@@ -28,7 +28,6 @@ __all__ = ["ParseCache", "code_fingerprint", "file_digest", "read_mapping_bytes"
 
 import functools
 import hashlib
-import io
 import os
 import pickle
 import sys
@@ -71,7 +70,9 @@ def read_mapping_bytes(path: str | Path) -> tuple[bytes, str]:
     """The file's bytes and its text as ``checksum.read_mapping_text`` reads it (UTF-8,
     universal newlines), from one read."""
     data = Path(path).read_bytes()
-    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline=None).read()
+    text = data.decode("utf-8")
+    if "\r" in text:  # universal newlines, as open(..., newline=None) reads
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     return data, text
 
 
