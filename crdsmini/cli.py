@@ -17,7 +17,6 @@ __all__ = ["main", "bestrefs_command", "explain_command", "EXIT_OK", "EXIT_LOOKU
 
 import json
 import sys
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -313,31 +312,13 @@ def _table(run: Any) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def _register_authoring_commands(group: click.Group) -> None:
-    """Add the authoring commands of crdsmini.cli_authoring when that module exists."""
-    try:
-        from crdsmini import cli_authoring
-    except ModuleNotFoundError as exc:
-        if exc.name == "crdsmini.cli_authoring":
-            return
-        warnings.warn(f"authoring commands unavailable: {exc}", RuntimeWarning, stacklevel=2)
-        return
-    except Exception as exc:  # noqa: BLE001 - a broken module must not break bestrefs
-        warnings.warn(f"authoring commands unavailable: {exc}", RuntimeWarning, stacklevel=2)
-        return
-    register = getattr(cli_authoring, "register", None)
-    if callable(register):
-        register(group)
-        return
-    commands = getattr(cli_authoring, "COMMANDS", None)
-    if commands is None:
-        commands = [value for value in vars(cli_authoring).values()
-                    if isinstance(value, click.Command) and value is not group
-                    and getattr(value, "callback", None) is not None
-                    and getattr(value.callback, "__module__", None) == cli_authoring.__name__]
-    for command in commands:
-        if command.name and command.name not in group.commands:
-            group.add_command(command)
+def _register_commands(group: click.Group) -> None:
+    """Gather the commands that live in their own modules (rule authoring, bulk runs)."""
+    from crdsmini import cli_authoring, cli_bulk
+
+    for command in cli_authoring.COMMANDS:
+        group.add_command(command)
+    cli_bulk.register_commands(group)
 
 
-_register_authoring_commands(main)
+_register_commands(main)
