@@ -237,6 +237,14 @@ class ReferenceMapping(Mapping_):
                                substitutions=substitutions, merge_overlaps=self.merge_overlaps)
         self.selector: Selector = build_selector(source.selector, context, 0)
         self.needs_namespace = self._omit is not None or self._relevance is not None
+        # rmap_relevance alone, naming plain header keys (no '_': never a dotted key's alias):
+        # its verdict is a function of those keys' values, remembered for all-string values.
+        self._relevance_names: tuple[str, ...] | None = None
+        if self._relevance is not None and self._omit is None:
+            names = tuple(sorted(self._relevance.names))
+            if not any("_" in name for name in names):
+                self._relevance_names = names
+        self._relevance_memo: dict[tuple, bool] = {}
         self.dependency_keys = self._dependency_keys()
 
     def _dependency_keys(self) -> tuple[str, ...] | None:
@@ -280,6 +288,7 @@ class ReferenceMapping(Mapping_):
         state = dict(self.__dict__)
         if self.source.selector is not None:
             state["source"] = dataclasses.replace(self.source, selector=None)
+        state["_relevance_memo"] = {}
         return state
 
     # -- load-time helpers -------------------------------------------------------------
@@ -382,7 +391,15 @@ class ReferenceMapping(Mapping_):
         ``_Failure`` for ``recover``; errors before the selector (hooks, expressions) raise.
         ``space`` is the header's expression namespace when the caller already built it.
         """
-        if self.needs_namespace:
+        names = self._relevance_names
+        if names is not None:
+            values = tuple(map(header.get, names))
+            relevant = self._relevance_memo.get(values)  # only all-str tuples are stored
+            if relevant is None:
+                relevant = self._relevant(header, space, values)
+            if not relevant:
+                return NA
+        elif self.needs_namespace:
             if space is None:
                 space = _namespace(header)
             if self._omit is not None:
@@ -415,6 +432,18 @@ class ReferenceMapping(Mapping_):
             if choice in OMIT_VALUES:
                 return OMITTED
         return choice
+
+    def _relevant(self, header: Mapping[str, Any], space: dict[str, Any] | None, values: tuple) -> bool:
+        """rmap_relevance evaluated (a failure logs and counts as relevant), and remembered."""
+        try:
+            relevant = bool(self._relevance.evaluate(_namespace(header) if space is None else space))
+        except CrdsminiError as exc:
+            log.warning("Failed checking relevance for %r %r with expr %r : %s",
+                        self.instrument, self.filekind, self._relevance.text, exc)
+            return True
+        if len(self._relevance_memo) < 4096 and all(type(value) is str for value in values):
+            self._relevance_memo[values] = relevant
+        return relevant
 
     def recover(self, failure: _Failure) -> Any:
         """CRDS's rules after a failed selection: do-not-reprocess, fallback hook, and
@@ -524,7 +553,7 @@ class InstrumentContext(Mapping_):
         self.instrument = str(self.header_value("instrument"))
         self.selections: dict[str, Any] = dict(selections)  # filekind (lower) -> rmap or special str
         self._needs_namespace = any(isinstance(choice, ReferenceMapping) and choice.needs_namespace
-                                    for choice in self.selections.values())
+                                    and choice._relevance_names is None for choice in self.selections.values())
 
     def get_rmap(self, filekind: str) -> ReferenceMapping:
         choice = self.selections.get(filekind.lower())
