@@ -42,10 +42,12 @@ ENV_VARIABLES: tuple[str, ...] = (
     "CRDS_ALLOW_BAD_USEAFTER",
     "CRDS_INI_FILE",
     "CRDS_SERVER_URL",
+    "CRDSMINI_PARSE_CACHE",
+    "CRDSMINI_PARSE_CACHE_READONLY",
 )
 
 _PATH_VARIABLES = frozenset(name for name in ENV_VARIABLES
-                            if "PATH" in name or name == "CRDS_INI_FILE")
+                            if "PATH" in name or name in ("CRDS_INI_FILE", "CRDSMINI_PARSE_CACHE"))
 
 # Spec §5.4: exactly CRDS's spellings; anything else is an error, not False.
 _TRUE = frozenset({"True", "true", "TRUE", "T", "t", "1"})
@@ -113,6 +115,9 @@ class Config:
     allow_bad_useafter: bool = False
     ini_file: Path | None = None
     server_url: str | None = None
+    #: crdsmini's persistent parse cache (a folder), and whether it may only be read
+    parse_cache: Path | None = None
+    parse_cache_read_only: bool = False
     #: where each non-default value came from: ``{"context": "CRDS_CONTEXT", ...}``
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
@@ -153,10 +158,12 @@ _FIELD_VARIABLES: dict[str, str] = {
     "allow_bad_useafter": "CRDS_ALLOW_BAD_USEAFTER",
     "ini_file": "CRDS_INI_FILE",
     "server_url": "CRDS_SERVER_URL",
+    "parse_cache": "CRDSMINI_PARSE_CACHE",
+    "parse_cache_read_only": "CRDSMINI_PARSE_CACHE_READONLY",
 }
 
 _BOOL_FIELDS = frozenset({"ignore_mapping_checksum", "allow_bad_parkey_values",
-                          "allow_bad_useafter"})
+                          "allow_bad_useafter", "parse_cache_read_only"})
 
 
 def load_config(environ: Mapping[str, str] | None = None, **explicit: object) -> Config:

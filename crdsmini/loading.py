@@ -181,10 +181,17 @@ def load_mapping(path: str | Path, *, ignore_checksum: bool = False,
                  cache: ParseCache | None = None) -> Mapping_:
     """Load a .pmap, .imap or .rmap (and everything it names) into immutable objects.
 
-    ``cache``: a ParseCache to read parsed and compiled files from (and add new ones to).
+    ``cache``: a ParseCache to read parsed and compiled files from (and add new ones to);
+    by default the folder named by ``CRDSMINI_PARSE_CACHE``, if any
+    (``CRDSMINI_PARSE_CACHE_READONLY=1`` never writes there).
     """
+    from crdsmini.config import load_config  # the one place environment variables are read
+
+    config = load_config()
+    if cache is None and config.parse_cache is not None:
+        cache = ParseCache(config.parse_cache, read_only=config.parse_cache_read_only)
     path = Path(os.path.expanduser(str(path)))
-    loader = _TreeLoader(ignore_checksum or checksums_ignored_by_environment(), cache)
+    loader = _TreeLoader(ignore_checksum or config.ignore_mapping_checksum, cache)
     # Loading creates hundreds of thousands of small objects that all stay alive; the cyclic
     # collector would re-scan them again and again for nothing (a third of a cold load).
     collecting = gc.isenabled()
