@@ -151,47 +151,35 @@ class Cache:
                 "installed)")
         return self.default_root
 
-    def mappings_dir(self, observatory: str) -> Path:
-        """``mappings/<obs>`` of the configured cache (CRDS_MAPPATH[_SINGLE], CRDS_PATH[_SINGLE])."""
+    def _located(self, kind: str, single: Path | None, per_kind: Path | None, observatory: str) -> Path:
+        """Where ``kind`` (mappings, references, config) of one observatory lives.
+
+        CRDS's precedence (spec §5.2): the kind's ``*_SINGLE`` variable, the kind's own
+        variable plus ``<obs>``, then ``CRDS_PATH_SINGLE``/``CRDS_PATH``, then the bundled cache.
+        """
         cfg = self.config
         obs = observatory.lower()
-        if cfg.mappath_single is not None:
-            return cfg.mappath_single
-        if cfg.mappath is not None:
-            return cfg.mappath / obs
+        if single is not None:
+            return single
+        if per_kind is not None:
+            return per_kind / obs
         if cfg.crds_path_single is not None:
-            return cfg.crds_path_single / "mappings"
+            return cfg.crds_path_single / kind
         if cfg.crds_path is not None:
-            return cfg.crds_path / "mappings" / obs
-        return self._default("mappings") / "mappings" / obs
+            return cfg.crds_path / kind / obs
+        return self._default(kind) / kind / obs
+
+    def mappings_dir(self, observatory: str) -> Path:
+        """``mappings/<obs>`` of the configured cache (CRDS_MAPPATH[_SINGLE], CRDS_PATH[_SINGLE])."""
+        return self._located("mappings", self.config.mappath_single, self.config.mappath, observatory)
 
     def references_root(self, observatory: str) -> Path:
         """The references directory of one observatory, before any instrument subdirectory."""
-        cfg = self.config
-        obs = observatory.lower()
-        if cfg.refpath_single is not None:
-            return cfg.refpath_single
-        if cfg.refpath is not None:
-            return cfg.refpath / obs
-        if cfg.crds_path_single is not None:
-            return cfg.crds_path_single / "references"
-        if cfg.crds_path is not None:
-            return cfg.crds_path / "references" / obs
-        return self._default("references") / "references" / obs
+        return self._located("references", self.config.refpath_single, self.config.refpath, observatory)
 
     def config_dir(self, observatory: str) -> Path:
         """``config/<obs>`` of the configured cache (CRDS_CFGPATH[_SINGLE], CRDS_PATH[_SINGLE])."""
-        cfg = self.config
-        obs = observatory.lower()
-        if cfg.cfgpath_single is not None:
-            return cfg.cfgpath_single
-        if cfg.cfgpath is not None:
-            return cfg.cfgpath / obs
-        if cfg.crds_path_single is not None:
-            return cfg.crds_path_single / "config"
-        if cfg.crds_path is not None:
-            return cfg.crds_path / "config" / obs
-        return self._default("config") / "config" / obs
+        return self._located("config", self.config.cfgpath_single, self.config.cfgpath, observatory)
 
     def subdir_mode(self, observatory: str) -> str:
         """``instrument``, ``flat`` or ``legacy``: how references are laid out (spec §5.1).

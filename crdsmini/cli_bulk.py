@@ -74,6 +74,7 @@ def read_headers(path: str | Path, fmt: str | None = None) -> Iterator[tuple[str
     cells (null) are absent keys.
     """
     from crdsmini.errors import HeaderError
+    from crdsmini.headers import iter_json_lines
     fmt = _format_of(path, fmt)
     name = Path(str(path)).name
     try:
@@ -97,14 +98,7 @@ def read_headers(path: str | Path, fmt: str | None = None) -> Iterator[tuple[str
                 dataset = row.pop(id_column) if id_column else f"{name}:{number}"
                 yield dataset, row
         else:
-            for number, line in enumerate(handle, start=1):
-                stripped = line.strip()
-                if not stripped or stripped.startswith("#"):
-                    continue
-                try:
-                    obj = json.loads(stripped)
-                except ValueError as exc:
-                    raise HeaderError(f"{path}:{number}: not JSON: {exc}", file=str(path), line=number) from None
+            for number, obj in iter_json_lines(handle, path):
                 yield from _json_entries(obj, f"{name}:{number}", f"{path}:{number}")
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "REFERENCE_KEYWORDS",
     "read_fits_header",
     "read_json_headers",
+    "iter_json_lines",
     "read_datasets",
     "normalise_keys",
     "cross_strap",
@@ -250,17 +251,25 @@ def read_json_headers(path: str | Path) -> list[tuple[str, dict[str, object]]]:
             raise HeaderError(f"{path}: not JSON: {exc}", file=str(path)) from None
         return list(_entries(obj, path.name, path, None))
     found: list[tuple[str, dict[str, object]]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, obj in iter_json_lines(text.splitlines(), path):
+        found.extend(_entries(obj, f"{path.name}:{number}", path, number))
+    return found
+
+
+def iter_json_lines(lines: Iterable[str], path: str | Path) -> Iterator[tuple[int, object]]:
+    """``(line number, object)`` per line of a JSON-lines text; blank and ``#`` lines skipped.
+
+    A line that is not JSON is a HeaderError naming the file and line.
+    """
+    for number, line in enumerate(lines, start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
         try:
             obj = json.loads(stripped)
         except ValueError as exc:
-            raise HeaderError(f"{path}:{number}: not JSON: {exc}", file=str(path),
-                              line=number) from None
-        found.extend(_entries(obj, f"{path.name}:{number}", path, number))
-    return found
+            raise HeaderError(f"{path}:{number}: not JSON: {exc}", file=str(path), line=number) from None
+        yield number, obj
 
 
 def _entries(obj: object, default_id: str, path: Path,
