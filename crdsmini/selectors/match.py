@@ -298,6 +298,51 @@ class MatchSelector(Selector):
         return self._group(key) if groups is None else groups
 
     def _group(self, key: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
+        groups = self._grouped(key) if self.columns else self._grouped_ranked(key)
+        if len(self._groups) < _MEMO_LIMIT:
+            self._groups[key] = groups
+        return groups
+
+    def _grouped(self, key: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
+        """``_ranked`` grouped by weight, computed on row bitsets: no per-row Python work.
+
+        Each row's weight (how many columns score it 1) is counted in binary across the
+        rows at once, one bitset per bit of the count (``planes``); a weight's rows are then
+        the AND of each plane or its complement.  This is the first lookup of every new
+        value tuple, so it runs once per distinct header in a bulk run.
+        """
+        survivors = -1  # every row
+        planes: list[int] = []
+        for column, value in zip(self.columns, key):
+            ones, zeros = column.bits(value)
+            survivors &= ones | zeros
+            if not survivors:
+                return ()
+            carry = ones
+            for index, plane in enumerate(planes):  # planes += carry, a ripple-carry add
+                planes[index] = plane ^ carry
+                carry &= plane
+            if carry:
+                planes.append(carry)
+        found = []
+        remaining = survivors
+        for weight in range(len(self.columns), -1, -1):
+            if weight >> len(planes):  # more columns than any row scored 1 in
+                continue
+            rows = remaining
+            for index, plane in enumerate(planes):
+                rows &= plane if weight >> index & 1 else ~plane
+                if not rows:
+                    break
+            if rows:
+                found.append(tuple(_rows_of(rows)))
+                remaining ^= rows
+                if not remaining:
+                    break
+        return tuple(found)
+
+    def _grouped_ranked(self, key: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
+        """Weight groups from ``_ranked`` (the column-less Match: every row, weight 0)."""
         ranked = self._ranked(key)
         found: list[tuple[int, ...]] = []
         start = 0
@@ -308,10 +353,7 @@ class MatchSelector(Selector):
                 end += 1
             found.append(tuple(index for index, _ in ranked[start:end]))
             start = end
-        groups = tuple(found)
-        if len(self._groups) < _MEMO_LIMIT:
-            self._groups[key] = groups
-        return groups
+        return tuple(found)
 
     def choose(self, header: Mapping[str, Any]) -> Any:
         # The hot path of every lookup: the parameter values in one C-level pass, then one
