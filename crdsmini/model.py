@@ -245,7 +245,26 @@ class ReferenceMapping(Mapping_):
             if not any("_" in name for name in names):
                 self._relevance_names = names
         self._relevance_memo: dict[tuple, bool] = {}
+        self._forced_names = self._plain_parkey_relevance_names()
+        self._forced_memo: dict[tuple, tuple[str, ...]] = {}
         self.dependency_keys = self._dependency_keys()
+
+    def _plain_parkey_relevance_names(self) -> tuple[str, ...] | None:
+        """The header keys parkey_relevance reads, when they are all plain (no ``_``).
+
+        A name without ``_`` is never a dotted key's alias, so the expressions' verdicts are
+        a function of those keys' values alone and can be remembered per value tuple (as
+        ``_relevance_memo`` does for rmap_relevance).  None: not rememberable.
+        """
+        if not self._parkey_relevance:
+            return None
+        names = set()
+        for _, expression in self._parkey_relevance:
+            names.update(expression.names)
+        names.discard("keep_comments")  # always False in the namespace
+        if any("_" in name for name in names):
+            return None
+        return tuple(sorted(names))
 
     def _dependency_keys(self) -> tuple[str, ...] | None:
         """Every header key the rules read before a failure's recovery, or None if unknown.
@@ -289,6 +308,7 @@ class ReferenceMapping(Mapping_):
         if self.source.selector is not None:
             state["source"] = dataclasses.replace(self.source, selector=None)
         state["_relevance_memo"] = {}
+        state["_forced_memo"] = {}
         return state
 
     # -- load-time helpers -------------------------------------------------------------
@@ -350,19 +370,33 @@ class ReferenceMapping(Mapping_):
         """Force parameters whose parkey_relevance is false (and comment parkeys) to N/A."""
         if not self._parkey_relevance:
             return header
-        space = dict(header)
-        for parkey in self.required_parkeys:
-            if space.get(parkey) in (None, "UNDEFINED"):
-                space[parkey] = "UNDEFINED"
-        space = _namespace(space)
-        space["keep_comments"] = False
-        forced = [parkey for parkey, expression in self._parkey_relevance if not expression.evaluate(space)]
+        names = self._forced_names
+        if names is None:
+            forced = self._forced_parkeys(header)
+        else:
+            values = tuple(map(header.get, names))
+            forced = self._forced_memo.get(values)  # only all-str tuples are stored
+            if forced is None:
+                forced = self._forced_parkeys(header)
+                if len(self._forced_memo) < 4096 and all(type(value) is str for value in values):
+                    self._forced_memo[values] = forced
         if not forced:
             return header
         result = dict(header)
         for parkey in forced:
             result[parkey] = "N/A"
         return result
+
+    def _forced_parkeys(self, header: Mapping[str, Any]) -> tuple[str, ...]:
+        """The parkeys whose parkey_relevance is false for ``header`` (raises what the
+        expressions raise, e.g. an unknown name)."""
+        space = dict(header)
+        for parkey in self.required_parkeys:
+            if space.get(parkey) in (None, "UNDEFINED"):
+                space[parkey] = "UNDEFINED"
+        space = _namespace(space)
+        space["keep_comments"] = False
+        return tuple(parkey for parkey, expression in self._parkey_relevance if not expression.evaluate(space))
 
     def preprocess(self, header: Mapping[str, Any]) -> Mapping[str, Any]:
         """The header the selector sees: observatory precondition hook, then parkey relevance.
