@@ -543,7 +543,11 @@ class ReferenceMapping(Mapping_):
         try:
             outcome = self.apply_rules(header)  # select(), inlined
             if type(outcome) is _Failure:
-                outcome = self.recover(outcome)
+                # recover() without its raise: the unrecovered error is answered directly.
+                error = outcome.error
+                outcome = self.recovered(outcome)
+                if outcome is error:
+                    return "NOT FOUND " + error.message
         except CrdsminiError as exc:
             return "NOT FOUND " + exc.message
         if outcome is NA:
@@ -616,27 +620,49 @@ class InstrumentContext(Mapping_):
         results: dict[str, Any] = {}
         # One expression namespace for all the rmaps: it depends on the header only.
         space = _namespace(header) if self._needs_namespace else None
+        selections = self.selections
         for filekind in self._filekinds(include):
-            if filekind not in self.selections:
-                results[filekind] = UnknownReftypeError(f"Unknown reference type {filekind!r}", keyword=filekind)
-                continue
-            choice = self.selections[filekind]
-            if isinstance(choice, str):
-                if choice in NA_VALUES:
-                    results[filekind] = NOT_FOUND_NA
-                elif choice in OMIT_VALUES:
-                    continue
-                else:
-                    results[filekind] = MappingError(f"bad selection {choice!r} for {filekind!r}")
+            choice = selections.get(filekind)
+            if type(choice) is not ReferenceMapping:
+                self._select_special(results, filekind, choice, header, space)
                 continue
             try:
-                answer = choice.select(header, space)
+                outcome = choice.apply_rules(header, space)  # choice.select(), inlined
+                if type(outcome) is _Failure:
+                    error = outcome.error  # recover() without its raise
+                    outcome = choice.recovered(outcome)
+                    if outcome is error:
+                        results[filekind] = error
+                        continue
             except CrdsminiError as exc:
                 results[filekind] = exc
                 continue
-            if answer is not None:
-                results[filekind] = answer
+            if outcome is NA:
+                results[filekind] = NOT_FOUND_NA
+            elif outcome is not OMITTED:
+                results[filekind] = outcome
         return results
+
+    def _select_special(self, results: dict[str, Any], filekind: str, choice: Any, header: Mapping[str, Any],
+                        space: dict[str, Any] | None) -> None:
+        """``select_references`` for a filekind that is not a plain rmap: unknown, N/A,
+        OMIT, or a subclass of ReferenceMapping (kept off the inlined path)."""
+        if choice is None and filekind not in self.selections:
+            results[filekind] = UnknownReftypeError(f"Unknown reference type {filekind!r}", keyword=filekind)
+            return
+        if isinstance(choice, str):
+            if choice in NA_VALUES:
+                results[filekind] = NOT_FOUND_NA
+            elif choice not in OMIT_VALUES:
+                results[filekind] = MappingError(f"bad selection {choice!r} for {filekind!r}")
+            return
+        try:
+            answer = choice.select(header, space)
+        except CrdsminiError as exc:
+            results[filekind] = exc
+            return
+        if answer is not None:
+            results[filekind] = answer
 
     def get_best_references(self, header: Mapping[str, Any], include: Iterable[str] | None = None) -> dict[str, Any]:
         """Exactly CRDS's dict: lower-case filekinds, failures as "NOT FOUND ..." strings."""
