@@ -38,6 +38,17 @@ class _Absent:
 
 _ABSENT = _Absent()
 
+_SEVERAL = object()  # more than one group or row: choose_groups decides (never pickled: memos are not)
+
+
+def _single_choice(rows: tuple[MatchRow, ...], groups: tuple[tuple[int, ...], ...]) -> Any:
+    """The choice of the one best row when a single row survives alone, else _SEVERAL
+    (remembered with the groups so the usual lookup skips re-deriving it)."""
+    if len(groups) == 1 and len(groups[0]) == 1:
+        return rows[groups[0][0]].choice
+    return _SEVERAL
+
+
 # Distinct values (per column) and value tuples (per Match node) remembered; past that a
 # lookup just computes.  Bounds memory under adversarial or high-cardinality inputs.
 _MEMO_LIMIT = 4096
@@ -225,8 +236,9 @@ class MatchSelector(Selector):
             for i, param in enumerate(params))
         self._merged: dict[tuple[int, ...], Selector] = {}
         self._groups: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
-        # Raw header values (all str) -> groups, for values that passed the pre-check.
-        self._checked: dict[tuple, tuple[tuple[int, ...], ...]] = {}
+        # Raw header values (all str) -> (the best row's choice, or _SEVERAL, and the groups),
+        # for values that passed the pre-check.
+        self._checked: dict[tuple, tuple[Any, tuple[tuple[int, ...], ...]]] = {}
         self._defaults = tuple("UNDEFINED" if column.has_na else _ABSENT for column in self.columns)
 
     @classmethod
@@ -361,18 +373,18 @@ class MatchSelector(Selector):
         # key, a value not seen yet) takes the full path below.
         values = tuple(map(header.get, self.params, self._defaults))
         # Only all-string tuples are stored, so no other value (1 == 1.0 == True) can match.
-        groups = self._checked.get(values) if _ABSENT not in values else None
-        if groups is None:
+        found = self._checked.get(values) if _ABSENT not in values else None
+        if found is None:
             return self._choose_checked(header)
-        if len(groups) == 1 and len(groups[0]) == 1:  # choose_groups' usual case, inlined
-            target = self.rows[groups[0][0]].choice
-            if not isinstance(target, Selector):
-                return target
-            try:
-                return target.choose(header)
-            except LookupFailure:
-                raise NoMatchError("No match found.") from None
-        return self.choose_groups(groups, header)
+        target, groups = found
+        if target is _SEVERAL:
+            return self.choose_groups(groups, header)
+        if not isinstance(target, Selector):  # choose_groups' usual case, inlined
+            return target
+        try:
+            return target.choose(header)
+        except LookupFailure:
+            raise NoMatchError("No match found.") from None
 
     def _choose_checked(self, header: Mapping[str, Any]) -> Any:
         # lookup_values, precheck and weight_groups, inlined.  Missing keys are all reported
@@ -401,7 +413,7 @@ class MatchSelector(Selector):
         if groups is None:
             groups = self._group(key_tuple)
         if len(self._checked) < _MEMO_LIMIT and all(type(value) is str for value in values):
-            self._checked[tuple(values)] = groups
+            self._checked[tuple(values)] = (_single_choice(self.rows, groups), groups)
         return self.choose_groups(groups, header)
 
     def choose_groups(self, groups: tuple[tuple[int, ...], ...], header: Mapping[str, Any]) -> Any:
