@@ -29,6 +29,10 @@ def _normalized_time(params: tuple[str, ...], values: tuple[str, ...]) -> str:
     return dataset_time(dict(zip(params, values)), params, "UseAfter")
 
 
+_UNKNOWN = object()  # not yet in a UseAfter memo
+_MEMO_LIMIT = 4096  # (date, time) pairs remembered per UseAfter node; past that, computed
+
+
 def _use_after_time(header: Mapping[str, Any], params: tuple[str, ...]) -> str:
     """The normalised dataset time UseAfter compares with its keys (spec §7.1)."""
     if len(params) == 2:
@@ -68,6 +72,16 @@ class _Sequential(Selector):
         self.keys = keys
         self.choices = choices
         self.raw_keys = raw_keys if raw_keys is not None else list(keys)
+        self._memo: dict[tuple, Any] = {}  # (date, time) strings -> choice (UseAfter only)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_memo"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("_memo", {})
+        self.__dict__.update(state)
 
     def children(self) -> list[Any]:
         return list(self.choices)
@@ -100,21 +114,30 @@ class UseAfterSelector(_Sequential):
         return cls(context.params(depth), keys, choices)
 
     def choose(self, header: Mapping[str, Any]) -> Any:
-        # _use_after_time inlined for the usual (DATE, TIME) pair: this runs in every lookup.
+        # The usual (DATE, TIME) pair of strings: its choice is remembered per pair (a pure
+        # function of the two strings), so a repeated lookup is one dict probe.
         params = self.params
         if len(params) == 2:
             date, time = header.get(params[0]), header.get(params[1])
             if type(date) is str and type(time) is str:
-                when = _normalized_time(params, (date, time))
+                pair = (date, time)
+                choice = self._memo.get(pair, _UNKNOWN)
+                if choice is _UNKNOWN:
+                    choice = self._choice(_normalized_time(params, pair))
+                    if len(self._memo) < _MEMO_LIMIT:
+                        self._memo[pair] = choice
             else:
-                when = dataset_time(header, params, "UseAfter")
+                choice = self._choice(dataset_time(header, params, "UseAfter"))
         else:
-            when = dataset_time(header, params, "UseAfter")
+            choice = self._choice(dataset_time(header, params, "UseAfter"))
+        return choice.choose(header) if isinstance(choice, Selector) else choice
+
+    def _choice(self, when: str) -> Any:
+        """The choice of the greatest date <= ``when``; raises NoSelectionError."""
         index = bisect.bisect_right(self.keys, when) - 1
         if index < 0:
             raise NoSelectionError(f"No selection <= {when!r}")
-        choice = self.choices[index]
-        return choice.choose(header) if isinstance(choice, Selector) else choice
+        return self.choices[index]
 
     def neighbours(self, header: Mapping[str, Any]) -> tuple[str, int]:
         """The dataset time and the index of the chosen date (-1: none), for ``explain``."""
