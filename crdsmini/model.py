@@ -41,6 +41,7 @@ log = logging.getLogger("crdsmini")
 NA_VALUES = frozenset({"N/A", "TEMP_N/A", "n/a", "temp_n/a"})
 OMIT_VALUES = frozenset({"OMIT", "TEMP_OMIT", "omit"})
 NOT_FOUND_NA = "NOT FOUND n/a"
+_TERMINAL_OUTCOMES: dict[str, Any] = {}  # N/A and OMIT spellings -> their outcome (filled below)
 _DEFAULT_SUBSTITUTIONS = {"SUBARRAY": {"GENERIC": "N/A"}, "META.SUBARRAY.NAME": {"GENERIC": "N/A"}}
 _INSTRUMENT_KEYS = ("INSTRUME", "META.INSTRUMENT.NAME", "META_INSTRUMENT_NAME", "INSTRUMENT",
                     "ROMAN.META.INSTRUMENT.NAME", "META.INSTRUMENT.TYPE", "META_INSTRUMENT_TYPE")
@@ -66,6 +67,8 @@ def _outcome(name: str) -> "_Outcome":
 
 NA = _Outcome("NA")
 OMITTED = _Outcome("OMITTED")
+_TERMINAL_OUTCOMES.update(dict.fromkeys(NA_VALUES, NA))
+_TERMINAL_OUTCOMES.update(dict.fromkeys(OMIT_VALUES, OMITTED))
 
 
 def _folded(value: Any) -> Any:
@@ -247,6 +250,8 @@ class ReferenceMapping(Mapping_):
         self._relevance_memo: dict[tuple, bool] = {}
         self._forced_names = self._plain_parkey_relevance_names()
         self._forced_memo: dict[tuple, tuple[str, ...]] = {}
+        self._screened = (self.needs_namespace or self._precondition is not None
+                          or bool(self._parkey_relevance))
         self.dependency_keys = self._dependency_keys()
 
     def _plain_parkey_relevance_names(self) -> tuple[str, ...] | None:
@@ -425,33 +430,34 @@ class ReferenceMapping(Mapping_):
         ``_Failure`` for ``recover``; errors before the selector (hooks, expressions) raise.
         ``space`` is the header's expression namespace when the caller already built it.
         """
-        names = self._relevance_names
-        if names is not None:
-            values = tuple(map(header.get, names))
-            relevant = self._relevance_memo.get(values)  # only all-str tuples are stored
-            if relevant is None:
-                relevant = self._relevant(header, space, values)
-            if not relevant:
-                return NA
-        elif self.needs_namespace:
-            if space is None:
-                space = _namespace(header)
-            if self._omit is not None:
-                try:
-                    if self._omit.evaluate(space):
-                        return OMITTED
-                except CrdsminiError as exc:
-                    log.warning("Failed checking OMIT for %r %r with expr %r : %s",
-                                self.instrument, self.filekind, self._omit.text, exc)
-            if self._relevance is not None:
-                try:
-                    if not self._relevance.evaluate(space):
-                        return NA
-                except CrdsminiError as exc:
-                    log.warning("Failed checking relevance for %r %r with expr %r : %s",
-                                self.instrument, self.filekind, self._relevance.text, exc)
-        if self._precondition is not None or self._parkey_relevance:
-            header = self.preprocess(header)
+        if self._screened:  # most rmaps have no omit/relevance/hooks: one test skips them
+            names = self._relevance_names
+            if names is not None:
+                values = tuple(map(header.get, names))
+                relevant = self._relevance_memo.get(values)  # only all-str tuples are stored
+                if relevant is None:
+                    relevant = self._relevant(header, space, values)
+                if not relevant:
+                    return NA
+            elif self.needs_namespace:
+                if space is None:
+                    space = _namespace(header)
+                if self._omit is not None:
+                    try:
+                        if self._omit.evaluate(space):
+                            return OMITTED
+                    except CrdsminiError as exc:
+                        log.warning("Failed checking OMIT for %r %r with expr %r : %s",
+                                    self.instrument, self.filekind, self._omit.text, exc)
+                if self._relevance is not None:
+                    try:
+                        if not self._relevance.evaluate(space):
+                            return NA
+                    except CrdsminiError as exc:
+                        log.warning("Failed checking relevance for %r %r with expr %r : %s",
+                                    self.instrument, self.filekind, self._relevance.text, exc)
+            if self._precondition is not None or self._parkey_relevance:
+                header = self.preprocess(header)
         try:
             choice = self.selector.choose(header)
         except CrdsminiError as exc:
@@ -460,11 +466,8 @@ class ReferenceMapping(Mapping_):
             # CRDS turns any exception of a lookup into "NOT FOUND <text>"; selectors raise
             # typed errors for every case the spec names, this keeps odd data equally safe.
             return _Failure(OtherError(str(exc)), header)
-        if isinstance(choice, str):  # _terminal, inlined on the hot path
-            if choice in NA_VALUES:
-                return NA
-            if choice in OMIT_VALUES:
-                return OMITTED
+        if isinstance(choice, str):  # _terminal, inlined on the hot path: one probe
+            return _TERMINAL_OUTCOMES.get(choice, choice)
         return choice
 
     def _relevant(self, header: Mapping[str, Any], space: dict[str, Any] | None, values: tuple) -> bool:
