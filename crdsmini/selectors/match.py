@@ -372,8 +372,12 @@ class MatchSelector(Selector):
         # probe of the values already pre-checked and grouped.  Anything else (a missing
         # key, a value not seen yet) takes the full path below.
         values = tuple(map(header.get, self.params, self._defaults))
-        # Only all-string tuples are stored, so no other value (1 == 1.0 == True) can match.
-        found = self._checked.get(values) if _ABSENT not in values else None
+        # Only all-string tuples are stored, so no other value (1 == 1.0 == True), and no
+        # tuple holding _ABSENT, can match; an unhashable value takes the full path.
+        try:
+            found = self._checked.get(values)
+        except TypeError:
+            found = None
         if found is None:
             return self._choose_checked(header)
         target, groups = found
