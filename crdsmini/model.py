@@ -615,6 +615,12 @@ class InstrumentContext(Mapping_):
             return list(self.selections)
         return [str(kind).lower() for kind in include]
 
+    def _choices(self, include: Iterable[str] | None) -> Iterable[tuple[str, Any]]:
+        """(filekind, rmap or special string, None when unknown) per ``_filekinds``."""
+        if not include:
+            return self.selections.items()
+        return [(kind, self.selections.get(kind)) for kind in self._filekinds(include)]
+
     def select_references(self, header: Mapping[str, Any], include: Iterable[str] | None = None) -> dict[str, Any]:
         """Per filekind: the answer, or the crdsmini error that CRDS would turn into a string.
 
@@ -623,9 +629,7 @@ class InstrumentContext(Mapping_):
         results: dict[str, Any] = {}
         # One expression namespace for all the rmaps: it depends on the header only.
         space = _namespace(header) if self._needs_namespace else None
-        selections = self.selections
-        for filekind in self._filekinds(include):
-            choice = selections.get(filekind)
+        for filekind, choice in self._choices(include):
             if type(choice) is not ReferenceMapping:
                 self._select_special(results, filekind, choice, header, space)
                 continue
