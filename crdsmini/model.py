@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import logging
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from crdsmini.conditioning import condition_value
 from crdsmini.errors import (CrdsminiError, MappingError, MissingKeyError, OtherError, UnknownInstrumentError,
@@ -583,6 +583,15 @@ def _terminals(selector: Any) -> Iterable[Any]:
         yield selector
 
 
+def _as_error(error: CrdsminiError) -> CrdsminiError:
+    return error
+
+
+def _as_text(error: CrdsminiError) -> str:
+    """An error as CRDS's ``get_best_references`` reports it."""
+    return "NOT FOUND " + error.message
+
+
 class InstrumentContext(Mapping_):
     """An .imap: one rmap (or N/A / OMIT) per reference type."""
 
@@ -626,12 +635,18 @@ class InstrumentContext(Mapping_):
 
         OMIT types are absent; N/A types map to "NOT FOUND n/a".
         """
+        return self._selected(header, include, _as_error)
+
+    def _selected(self, header: Mapping[str, Any], include: Iterable[str] | None,
+                  failed: Callable[[CrdsminiError], Any]) -> dict[str, Any]:
+        """``select_references`` with each error stored as ``failed(error)``: the error
+        itself, or its CRDS text for ``get_best_references`` (no second dict to build)."""
         results: dict[str, Any] = {}
         # One expression namespace for all the rmaps: it depends on the header only.
         space = _namespace(header) if self._needs_namespace else None
         for filekind, choice in self._choices(include):
             if type(choice) is not ReferenceMapping:
-                self._select_special(results, filekind, choice, header, space)
+                self._select_special(results, filekind, choice, header, space, failed)
                 continue
             try:
                 outcome = choice.apply_rules(header, space)  # choice.select(), inlined
@@ -639,10 +654,10 @@ class InstrumentContext(Mapping_):
                     error = outcome.error  # recover() without its raise
                     outcome = choice.recovered(outcome)
                     if outcome is error:
-                        results[filekind] = error
+                        results[filekind] = failed(error)
                         continue
             except CrdsminiError as exc:
-                results[filekind] = exc
+                results[filekind] = failed(exc)
                 continue
             if outcome is NA:
                 results[filekind] = NOT_FOUND_NA
@@ -651,30 +666,29 @@ class InstrumentContext(Mapping_):
         return results
 
     def _select_special(self, results: dict[str, Any], filekind: str, choice: Any, header: Mapping[str, Any],
-                        space: dict[str, Any] | None) -> None:
+                        space: dict[str, Any] | None, failed: Callable[[CrdsminiError], Any]) -> None:
         """``select_references`` for a filekind that is not a plain rmap: unknown, N/A,
         OMIT, or a subclass of ReferenceMapping (kept off the inlined path)."""
         if choice is None and filekind not in self.selections:
-            results[filekind] = UnknownReftypeError(f"Unknown reference type {filekind!r}", keyword=filekind)
+            results[filekind] = failed(UnknownReftypeError(f"Unknown reference type {filekind!r}", keyword=filekind))
             return
         if isinstance(choice, str):
             if choice in NA_VALUES:
                 results[filekind] = NOT_FOUND_NA
             elif choice not in OMIT_VALUES:
-                results[filekind] = MappingError(f"bad selection {choice!r} for {filekind!r}")
+                results[filekind] = failed(MappingError(f"bad selection {choice!r} for {filekind!r}"))
             return
         try:
             answer = choice.select(header, space)
         except CrdsminiError as exc:
-            results[filekind] = exc
+            results[filekind] = failed(exc)
             return
         if answer is not None:
             results[filekind] = answer
 
     def get_best_references(self, header: Mapping[str, Any], include: Iterable[str] | None = None) -> dict[str, Any]:
         """Exactly CRDS's dict: lower-case filekinds, failures as "NOT FOUND ..." strings."""
-        return {kind: ("NOT FOUND " + value.message) if isinstance(value, CrdsminiError) else value
-                for kind, value in self.select_references(header, include).items()}
+        return self._selected(header, include, _as_text)
 
     def reference_names(self) -> list[str]:
         names: set[str] = set()
