@@ -391,18 +391,10 @@ class MatchSelector(Selector):
             raise NoMatchError("No match found.") from None
 
     def _choose_checked(self, header: Mapping[str, Any]) -> Any:
-        # lookup_values, precheck and weight_groups, inlined.  Missing keys are all reported
-        # before any value is checked, as in lookup_values.
+        # precheck and weight_groups, inlined; the missing-key rule stays in lookup_values,
+        # which reports every missing key before any value is checked.
         columns = self.columns
-        values = []
-        for column in columns:
-            param = column.param
-            if param in header:
-                values.append(header[param])
-            elif column.has_na:
-                values.append("UNDEFINED")
-            else:
-                raise MissingKeyError(f"Match required lookup parameter '{param}' is undefined.", keyword=param)
+        values = self.lookup_values(header)
         key = []
         for column, value in zip(columns, values):
             if type(value) is str:
