@@ -1,9 +1,11 @@
-"""``crdsmini bulk-bestrefs`` and ``crdsmini affected``: best references for many datasets.
+"""Bulk runs of ``crdsmini bestrefs --headers`` (alias ``bulk-bestrefs``) and ``crdsmini affected``.
 
-Thin click commands over :mod:`crdsmini.bulk` and :mod:`crdsmini.affected`: they read
-headers (JSON lines, a JSON object, CSV or Parquet), stream them through the bulk engine in
-chunks (``--jobs N`` processes, or ``--engine dask``), and write one record per dataset in
-input order (JSON lines, CSV or Parquet), with a progress bar on stderr for long runs.
+Thin click layer over :mod:`crdsmini.bulk` and :mod:`crdsmini.affected`: :func:`run_bulk`
+reads headers (JSON lines, a JSON object, CSV or Parquet; one file, several, or a glob of
+them in sorted order), streams them through the bulk engine in chunks (``--jobs N``
+processes, or ``--engine dask``), and writes one record per dataset in input order (JSON
+lines, CSV or Parquet), with a progress bar on stderr for long runs.  ``crdsmini bestrefs``
+calls it in bulk mode, ``crdsmini bulk-bestrefs`` always.
 
 Headers are read the way ``crdsmini bestrefs --headers`` reads them (keys upper-cased, values
 as text, FITS <-> META keywords cross-strapped) and then minimised and conditioned as CRDS's
@@ -11,15 +13,18 @@ bestrefs does; ``--raw`` passes each header to the rules exactly as given instea
 ``PipelineContext.get_best_references`` does).  Parquet needs the optional ``pyarrow``
 (``pip install crdsmini[parquet]``), the Dask engine ``crdsmini[dask]``.
 
-Exit status: 0 ok, 1 some lookups failed (bulk-bestrefs) , 2 usage/configuration errors.
+Exit status: 0 ok, 1 some lookups failed (bulk-bestrefs), 2 usage/configuration errors.
 """
 from __future__ import annotations
 
-__all__ = ["bulk_bestrefs_command", "affected_command", "register_commands", "read_headers", "output_columns"]
+__all__ = ["bulk_bestrefs_command", "affected_command", "register_commands", "run_bulk", "read_headers",
+           "expand_headers", "is_glob", "output_columns", "DEFAULT_CHUNK_SIZE"]
 
 import csv
 import functools
+import glob
 import io
+import itertools
 import json
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -31,8 +36,10 @@ import click
 from crdsmini.errors import CrdsminiError
 
 EXIT_OK, EXIT_LOOKUP, EXIT_CONFIG = 0, 1, 2
+DEFAULT_CHUNK_SIZE = 20_000
 _FORMATS = ("jsonl", "csv", "parquet")
 _ID_COLUMNS = ("dataset", "id", "dataset_id")
+_GLOB_CHARACTERS = "*?["
 
 
 # ------------------------------------------------------------------------------------------
@@ -45,6 +52,33 @@ def _format_of(path: str | Path | None, given: str | None) -> str:
         return "jsonl"
     suffix = Path(str(path)).suffix.lower()
     return {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json"}.get(suffix, "jsonl")
+
+
+def is_glob(pattern: str | Path) -> bool:
+    """True when ``pattern`` holds a glob character (``*``, ``?``, ``[``)."""
+    return any(character in str(pattern) for character in _GLOB_CHARACTERS)
+
+
+def expand_headers(patterns: str | Path | Sequence[str | Path]) -> list[str]:
+    """The headers files named by ``patterns``, in the order given.
+
+    A glob stands for every matching file in sorted order, so that the output order does
+    not depend on the file system; ``-`` (stdin) and a path that exists are taken as they
+    are, glob characters or not.  A glob that matches no file is a :class:`HeaderError`.
+    """
+    from crdsmini.errors import HeaderError
+    if isinstance(patterns, (str, Path)):
+        patterns = [patterns]
+    paths: list[str] = []
+    for pattern in map(str, patterns):
+        if pattern == "-" or not is_glob(pattern) or Path(pattern).exists():
+            paths.append(pattern)
+            continue
+        matches = sorted(path for path in glob.glob(pattern) if Path(path).is_file())
+        if not matches:
+            raise HeaderError(f"no headers file matches {pattern!r}", file=pattern)
+        paths.extend(matches)
+    return paths
 
 
 def _json_entries(obj: Any, default_id: str, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -329,8 +363,8 @@ def _load(context: str | None, parse_cache: str | None) -> Any:
     return load_context(cache, context)
 
 
-def _items(headers_file: str, input_format: str | None, raw: bool) -> Iterator[tuple[str, Any]]:
-    items = read_headers(headers_file, input_format)
+def _items(paths: Sequence[str], input_format: str | None, raw: bool) -> Iterator[tuple[str, Any]]:
+    items = itertools.chain.from_iterable(read_headers(path, input_format) for path in paths)
     return items if raw else map(_bestrefs_header, items)
 
 
@@ -347,7 +381,8 @@ def _counted(items: Iterable[Any], progress: _Progress, every: int = 5000) -> It
 
 _SHARED_OPTIONS = [
     click.option("--headers", "headers_file", required=True, metavar="FILE",
-                 help="Headers: JSON lines (.jsonl, '-' for stdin), .json, .csv or .parquet."),
+                 help="Headers: JSON lines (.jsonl, '-' for stdin), .json, .csv or .parquet; a quoted "
+                      "glob ('archive/*.parquet') reads every match in sorted order."),
     click.option("--input-format", type=click.Choice(("jsonl", "json", "csv", "parquet")),
                  help="Format of --headers (default: from its suffix)."),
     click.option("--output", "output", metavar="FILE", help="Output file (default: stdout)."),
@@ -359,7 +394,7 @@ _SHARED_OPTIONS = [
                  help="Use each header exactly as given (no key normalisation, no conditioning)."),
     click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True,
                  help="Worker processes (the context is sent once to each)."),
-    click.option("--chunk-size", type=click.IntRange(1), default=20_000, show_default=True,
+    click.option("--chunk-size", type=click.IntRange(1), default=DEFAULT_CHUNK_SIZE, show_default=True,
                  help="Headers per chunk (memory ~ jobs x chunk)."),
     click.option("--progress/--no-progress", default=None,
                  help="Progress bar on stderr (default: when stderr is a terminal)."),
@@ -394,11 +429,35 @@ def bulk_bestrefs_command(context: str | None, old_context: str | None, headers_
                           types: tuple[str, ...], raw: bool, jobs: int, chunk_size: int,
                           progress: bool | None, parse_cache: str | None, engine: str,
                           scheduler: str | None) -> None:
-    """Best references for every header of --headers, in input order, one record each."""
+    """Best references for every header of --headers, in input order, one record each.
+
+    The same as `crdsmini bestrefs --headers FILE` in bulk mode (see its --help).
+    """
+    sys.exit(run_bulk(headers_file, context=context, old_context=old_context, input_format=input_format,
+                      output=output, output_format=output_format, types=types, raw=raw, jobs=jobs,
+                      chunk_size=chunk_size, progress=progress, parse_cache=parse_cache, engine=engine,
+                      scheduler=scheduler))
+
+
+def run_bulk(headers: str | Sequence[str], *, context: str | None = None, old_context: str | None = None,
+             input_format: str | None = None, output: str | None = None, output_format: str | None = None,
+             types: Sequence[str] = (), raw: bool = False, jobs: int = 1, chunk_size: int = DEFAULT_CHUNK_SIZE,
+             progress: bool | None = None, parse_cache: str | None = None, engine: str = "local",
+             scheduler: str | None = None) -> int:
+    """A bulk run as ``crdsmini bestrefs --headers`` / ``bulk-bestrefs`` does it; the exit status.
+
+    ``headers``: one file, several, or globs of them (see :func:`expand_headers`), read in that
+    order.  With ``old_context`` only the datasets whose references change are written (the
+    ``affected`` output, always on this machine).  Writes to ``output`` (stdout when None) and
+    reports errors on stderr; raises :class:`click.UsageError` for impossible combinations.
+    """
+    try:
+        paths = expand_headers(headers)
+    except CrdsminiError as exc:
+        return _fail(str(exc))
     if old_context:
-        _affected(old_context, context, headers_file, input_format, output, output_format, types, raw,
-                  progress, parse_cache)
-        return
+        return _affected(old_context, context, paths, input_format, output, output_format, types, raw,
+                         progress, parse_cache)
     from crdsmini import bulk
 
     fmt = _format_of(output, output_format) if output or output_format else "jsonl"
@@ -407,22 +466,20 @@ def bulk_bestrefs_command(context: str | None, old_context: str | None, headers_
     try:
         ctx = _load(context, parse_cache)
     except CrdsminiError as exc:
-        _fail(str(exc))
-        return
+        return _fail(str(exc))
     include = _types(types) or None
     if engine == "dask":
         from crdsmini import dask_engine
         if fmt != "parquet":
             raise click.UsageError("--engine dask writes Parquet: give --output FILE.parquet")
         try:
-            count, failures = dask_engine.run_bestrefs(ctx, headers_file, output, include=include,
+            count, failures = dask_engine.run_bestrefs(ctx, paths, output, include=include,
                                                        condition=not raw, scheduler=scheduler, workers=jobs,
                                                        input_format=input_format)
         except CrdsminiError as exc:
-            _fail(str(exc))
-            return
+            return _fail(str(exc))
         click.echo(f"crdsmini: {count} datasets, {failures} with failed lookups -> {output}", err=True)
-        sys.exit(EXIT_LOOKUP if failures else EXIT_OK)
+        return EXIT_LOOKUP if failures else EXIT_OK
     columns = output_columns(ctx, include)
     finish = (_finish_jsonl if fmt == "jsonl" else functools.partial(_finish_rows, columns))
     writer = _Writer(output, fmt, ["dataset", "error", "error_category"] + columns)
@@ -430,11 +487,11 @@ def bulk_bestrefs_command(context: str | None, old_context: str | None, headers_
     failures = 0
     try:
         # Only reading happens here: JSON parsing and key normalisation run in the workers.
-        if _format_of(headers_file, input_format) == "jsonl":
-            items: Iterable[Any] = _jsonl_lines(headers_file)
+        if all(_format_of(path, input_format) == "jsonl" for path in paths):
+            items: Iterable[Any] = itertools.chain.from_iterable(_jsonl_lines(path) for path in paths)
             prepare: Any = functools.partial(_parse_lines, not raw)
         else:
-            items = read_headers(headers_file, input_format)
+            items = itertools.chain.from_iterable(read_headers(path, input_format) for path in paths)
             prepare = None if raw else _normalised
         items = _counted(items, bar)
         for payload, failed in bulk.iter_best_references(ctx, items, include=include, condition=not raw,
@@ -443,12 +500,11 @@ def bulk_bestrefs_command(context: str | None, old_context: str | None, headers_
             writer.write(payload)
             failures += failed
     except CrdsminiError as exc:
-        _fail(str(exc))
-        return
+        return _fail(str(exc))
     finally:
         bar.close()
         writer.close()
-    sys.exit(EXIT_LOOKUP if failures else EXIT_OK)
+    return EXIT_LOOKUP if failures else EXIT_OK
 
 
 @click.command("affected")
@@ -465,13 +521,17 @@ def affected_command(old_context: str, new_context: str | None, headers_file: st
     evaluated again.  One record per changed dataset: {dataset, instrument, changes:
     {type: {old, new}}} (CSV/Parquet: one row per changed type).
     """
-    _affected(old_context, new_context, headers_file, input_format, output, output_format, types, raw,
-              progress, parse_cache)
+    try:
+        paths = expand_headers(headers_file)
+    except CrdsminiError as exc:
+        sys.exit(_fail(str(exc)))
+    sys.exit(_affected(old_context, new_context, paths, input_format, output, output_format, types, raw,
+                       progress, parse_cache))
 
 
-def _affected(old_context: str, new_context: str | None, headers_file: str, input_format: str | None,
+def _affected(old_context: str, new_context: str | None, paths: Sequence[str], input_format: str | None,
               output: str | None, output_format: str | None, types: Sequence[str], raw: bool,
-              progress: bool | None, parse_cache: str | None) -> None:
+              progress: bool | None, parse_cache: str | None) -> int:
     from crdsmini.affected import affected_datasets, context_difference
 
     fmt = _format_of(output, output_format) if output or output_format else "jsonl"
@@ -480,15 +540,14 @@ def _affected(old_context: str, new_context: str | None, headers_file: str, inpu
     try:
         old, new = _load(old_context, parse_cache), _load(new_context, parse_cache)
     except CrdsminiError as exc:
-        _fail(str(exc))
-        return
+        return _fail(str(exc))
     wanted = set(_types(types))
     difference = context_difference(old, new)
     writer = _Writer(output, fmt, ["dataset", "instrument", "type", "old", "new"])
     bar = _Progress(sys.stderr.isatty() if progress is None else progress)
     stats: dict[str, int] = {}
     try:
-        items = _counted(_items(headers_file, input_format, raw), bar)
+        items = _counted(_items(paths, input_format, raw), bar)
         items = ((d, h) for d, h in items if not isinstance(h, CrdsminiError))
         for change in affected_datasets(old, new, items, condition=not raw, difference=difference, stats=stats):
             kinds = {k: v for k, v in change.types.items() if not wanted or k in wanted}
@@ -508,15 +567,14 @@ def _affected(old_context: str, new_context: str | None, headers_file: str, inpu
                     rows.append([change.dataset, change.instrument, "*", change.old_error, change.new_error])
                 writer.write(rows)
     except CrdsminiError as exc:
-        _fail(str(exc))
-        return
+        return _fail(str(exc))
     finally:
         bar.close()
         writer.close()
     click.echo(f"crdsmini: {stats.get('datasets', 0)} datasets, {stats.get('candidates', 0)} re-evaluated "
                f"(context diff: {sum(len(v) for v in difference.changed.values())} changed types), "
                f"{stats.get('changed', 0)} changed", err=True)
-    sys.exit(EXIT_OK)
+    return EXIT_OK
 
 
 def register_commands(group: click.Group) -> None:
@@ -529,6 +587,6 @@ def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> int:
     click.echo(f"crdsmini: error: {message}", err=True)
-    sys.exit(EXIT_CONFIG)
+    return EXIT_CONFIG

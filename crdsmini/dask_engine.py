@@ -1,7 +1,9 @@
 """Scale-out on Dask (optional extra ``crdsmini[dask]``): the bulk engine per partition.
 
-Owns the ``--engine dask`` path of ``crdsmini bulk-bestrefs``: headers are read as a
-``dask.dataframe`` (Parquet, CSV or flat JSON lines), each partition is answered by
+Owns the ``--engine dask`` path of ``crdsmini bestrefs --headers`` (and ``bulk-bestrefs``):
+headers are read as a ``dask.dataframe`` (Parquet, CSV or flat JSON lines; one file, several,
+or a glob of them, concatenated in sorted order as the local engine reads them), each
+partition is answered by
 :class:`crdsmini.bulk.BulkSelector` -- the very function the CLI and the library use, so
 the answers cannot drift -- through ``map_partitions``, and the result is written as a
 Parquet dataset (a folder of part files).  With no scheduler address a ``LocalCluster`` is
@@ -17,6 +19,7 @@ __all__ = ["available", "bestrefs_frame", "run_bestrefs", "local_client"]
 import hashlib
 import math
 import pickle
+from pathlib import Path
 from typing import Any, Sequence
 
 from crdsmini.errors import ConfigurationError
@@ -117,10 +120,28 @@ def local_client(workers: int = 2, scheduler: str | None = None) -> Any:
     return Client(cluster)
 
 
-def _read(path: str, input_format: str | None) -> Any:
+def _read(headers: str | Path | Sequence[str | Path], input_format: str | None) -> Any:
+    """One dask DataFrame of every headers file, in the order of ``expand_headers``.
+
+    Several files are read one by one and concatenated, because dask's own multi-file
+    readers order paths their way (naturally: ``h2`` before ``h10``), not as the local
+    engine does.
+    """
+    import dask.dataframe as dd
+
+    from crdsmini.cli_bulk import expand_headers
+    paths = expand_headers(headers)
+    if len(paths) == 1:
+        return _read_one(paths[0], input_format)
+    return dd.concat([_read_one(path, input_format) for path in paths])
+
+
+def _read_one(path: str, input_format: str | None) -> Any:
     import dask.dataframe as dd
 
     from crdsmini.cli_bulk import _format_of
+    if path == "-":
+        raise ConfigurationError("--engine dask cannot read headers from stdin")
     fmt = _format_of(path, input_format)
     if fmt == "parquet":
         return dd.read_parquet(path)
@@ -131,11 +152,11 @@ def _read(path: str, input_format: str | None) -> Any:
     raise ConfigurationError(f"--engine dask reads Parquet, CSV or flat JSON lines, not {fmt}")
 
 
-def run_bestrefs(context: Any, headers_path: str, output: str, *, include: Sequence[str] | None = None,
+def run_bestrefs(context: Any, headers_path: str | Path | Sequence[str | Path], output: str, *, include: Sequence[str] | None = None,
                  condition: bool = True, scheduler: str | None = None, workers: int = 2,
                  input_format: str | None = None) -> tuple[int, int]:
-    """Answer every header of ``headers_path`` on Dask and write ``output`` (a Parquet dataset);
-    returns (datasets, datasets with a failed lookup)."""
+    """Answer every header of ``headers_path`` (a file, several, or globs) on Dask and write
+    ``output`` (a Parquet dataset); returns (datasets, datasets with a failed lookup)."""
     _require()
     import dask
 
