@@ -8,16 +8,18 @@ context, unloadable rules).  Logs go to stderr, results to stdout.
 
 Options follow ``crds bestrefs`` where they exist; like it, ``--files``, ``--types`` and
 ``--skip-types`` take several values after one flag (``-t dark flat``), and files may
-also be given as plain arguments.
+also be given as plain arguments.  ``bestrefs --headers`` with bulk options runs
+:func:`crdsmini.cli_bulk.run_bulk` instead (see :func:`bulk_reasons`).
 """
 from __future__ import annotations
 
-__all__ = ["main", "bestrefs_command", "explain_command", "EXIT_OK", "EXIT_LOOKUP",
+__all__ = ["main", "bestrefs_command", "explain_command", "bulk_reasons", "EXIT_OK", "EXIT_LOOKUP",
            "EXIT_CONFIG"]
 
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -118,7 +120,8 @@ _COMMON_OPTIONS = [
                  help="Only these reference types (several words or commas)."),
     click.option("--headers", "header_files", multiple=True, type=click.Path(dir_okay=False),
                  metavar="FILE.jsonl",
-                 help="Dataset headers as JSON lines (one header or {id: header} per line)."),
+                 help="Dataset headers as JSON lines (one header or {id: header} per line); "
+                      "bestrefs bulk mode also reads .json, .csv, .parquet and quoted globs."),
     click.option("-v", "--verbose", count=True, help="More log detail on stderr (-vv: each lookup)."),
     click.option("--verbosity", type=int, default=None, hidden=True,
                  help="crds-style verbosity number (30 shows each lookup)."),
@@ -131,10 +134,45 @@ def _with_common(function):
     return function
 
 
+# Bulk mode of bestrefs: options that only it has, and per-dataset options it cannot honour.
+_BULK_SUFFIXES = (".csv", ".parquet", ".pq")
+_BULK_FORMATS = ("jsonl", "csv", "parquet")
+
+
+def bulk_reasons(files: Sequence[str], header_files: Sequence[str], *, jobs: int | None,
+                 output: str | None, input_format: str | None, raw: bool, chunk_size: int | None,
+                 parse_cache: str | None, engine: str, scheduler: str | None,
+                 output_format: str | None) -> list[str]:
+    """Why ``bestrefs`` would run in bulk mode: the options (then the headers files) that ask
+    for it, in option order; empty for the per-dataset mode.
+
+    Bulk mode needs --headers and no FILES.  It is asked for by any of --jobs, --output,
+    --input-format, --raw, --chunk-size, --parse-cache, --engine dask, --scheduler,
+    --format csv|parquet, or a headers file that is CSV/Parquet or a glob.
+    """
+    from crdsmini.cli_bulk import is_glob
+
+    reasons = [name for name, given in (
+        ("--jobs", jobs is not None), ("--output", output is not None),
+        ("--input-format", input_format is not None), ("--raw", raw),
+        ("--chunk-size", chunk_size is not None), ("--parse-cache", parse_cache is not None),
+        ("--engine dask", engine == "dask"), ("--scheduler", scheduler is not None),
+        (f"--format {output_format}", output_format in ("csv", "parquet"))) if given]
+    if files:
+        return reasons  # FILES: only explicit options count (they are then an error)
+    for path in header_files:
+        if is_glob(path) and path != "-" and not Path(path).exists():
+            reasons.append(f"the glob --headers {path!r}")
+        elif Path(path).suffix.lower() in _BULK_SUFFIXES:
+            reasons.append(f"--headers {Path(path).name}")
+    return reasons
+
+
 @main.command("bestrefs", cls=_CrdsStyleCommand)
 @_with_common
 @click.option("-o", "--old-context", metavar="CTX",
-              help="Also compute with CTX and report only the types whose result changed.")
+              help="Also compute with CTX and report only the types whose result changed "
+                   "(bulk mode: only the datasets whose references change).")
 @click.option("-k", "--skip-types", "skip_types", multiple=True, metavar="TYPE...",
               help="Leave these reference types out.")
 @click.option("--all-types", is_flag=True,
@@ -146,26 +184,94 @@ def _with_common(function):
               help="One line per result: <dataset> <instrument> <type> <old> <new> (crds format).")
 @click.option("--print-affected", is_flag=True,
               help="Print the datasets whose results changed.")
-@click.option("--format", "output_format", type=click.Choice(["text", "json", "jsonl"]),
-              default="text", show_default=True, help="Output format on stdout.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "jsonl", "csv", "parquet"]),
+              default=None,
+              help="Output format: text (default), json or jsonl on stdout; bulk mode: jsonl "
+                   "(default), csv or parquet (default: from --output's suffix).")
 @click.option("--explain", is_flag=True,
               help="Explain each choice: rules path, parameters, surviving rows, dates.")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=None,
+              help="Bulk: worker processes (the parsed context is sent once to each)  [default: 1]")
+@click.option("--output", "output", metavar="FILE",
+              help="Bulk: output file (default: stdout; Parquet needs a file).")
+@click.option("--input-format", type=click.Choice(("jsonl", "json", "csv", "parquet")),
+              help="Bulk: format of --headers (default: from its suffix).")
+@click.option("--chunk-size", type=click.IntRange(1), default=None,
+              help="Bulk: headers per chunk (memory ~ jobs x chunk)  [default: 20000]")
+@click.option("--progress/--no-progress", default=None,
+              help="Bulk: progress bar on stderr (default: when stderr is a terminal).")
+@click.option("--parse-cache", metavar="DIR",
+              help="Bulk: persistent parse cache folder (read and filled; may be read-only).")
+@click.option("--raw", is_flag=True,
+              help="Bulk: use each header exactly as given (no key normalisation, no conditioning).")
+@click.option("--engine", type=click.Choice(("local", "dask")), default="local", show_default=True,
+              help="Bulk: local (--jobs processes) or dask (map_partitions; writes Parquet).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Bulk, --engine dask: scheduler address (default: a LocalCluster of --jobs workers).")
 def bestrefs_command(files: tuple[str, ...], context: str | None,
                      types: tuple[str, ...], header_files: tuple[str, ...], verbose: int,
                      verbosity: int | None, old_context: str | None,
                      skip_types: tuple[str, ...], all_types: bool, update_bestrefs: bool,
-                     print_new_references: bool, print_affected: bool, output_format: str,
-                     explain: bool) -> None:
+                     print_new_references: bool, print_affected: bool, output_format: str | None,
+                     explain: bool, jobs: int | None, output: str | None, input_format: str | None,
+                     chunk_size: int | None, progress: bool | None, parse_cache: str | None,
+                     raw: bool, engine: str, scheduler: str | None) -> None:
     """Choose the best reference files for dataset FILES (FITS, JSON or JSON lines).
 
     FILES may also follow -f/--files, crds style.  Without --print-new-references,
     --print-affected or --format, one block per dataset lists each type's reference.
+
+    Two modes.  Per dataset (FILES, or --headers FILE.jsonl alone): text blocks, json or
+    jsonl records, --explain, --update-bestrefs, --print-new-references.  Bulk (--headers
+    with no FILES, plus any of --jobs, --output, --input-format, --raw, --chunk-size,
+    --parse-cache, --engine dask, --scheduler, --format csv|parquet, or a .csv/.parquet/.pq
+    or glob headers file): millions of headers streamed in input order, one record per
+    dataset (jsonl, csv or parquet), exit 1 if any lookup failed; with --old-context only
+    the datasets whose references change.  Bulk mode is `crdsmini bulk-bestrefs`.
+
+    \b
+    Examples:
+      crdsmini bestrefs raw.fits
+      crdsmini bestrefs --headers archive.csv --jobs 2 --output refs.parquet
+      crdsmini bestrefs --headers 'archive/*.parquet' --engine dask --output refs.parquet
     """
+    reasons = bulk_reasons(files, header_files, jobs=jobs, output=output, input_format=input_format,
+                           raw=raw, chunk_size=chunk_size, parse_cache=parse_cache, engine=engine,
+                           scheduler=scheduler, output_format=output_format)
+    if reasons and (files or not header_files):
+        where = f"no dataset FILES (got {files[0]})" if files else "--headers FILE: none given"
+        raise click.UsageError(f"bulk mode (asked for by {', '.join(reasons)}) needs {where}")
+    if reasons:
+        _check_bulk_conflicts(reasons[0], explain=explain, update=update_bestrefs,
+                              print_new=print_new_references, print_affected=print_affected,
+                              skip_types=skip_types, output_format=output_format)
+        from crdsmini.cli_bulk import DEFAULT_CHUNK_SIZE, run_bulk
+
+        sys.exit(run_bulk(header_files, context=context, old_context=old_context,
+                          input_format=input_format, output=output, output_format=output_format,
+                          types=_split_types(types), raw=raw, jobs=jobs or 1,
+                          chunk_size=chunk_size or DEFAULT_CHUNK_SIZE, progress=progress,
+                          parse_cache=parse_cache, engine=engine, scheduler=scheduler))
     _run(files, header_files, context=context, old_context=old_context,
          types=_split_types(types), skip_types=_split_types(skip_types),
          verbose=_verbosity(verbose, verbosity), update=update_bestrefs,
          print_new=print_new_references, print_affected=print_affected,
-         output_format=output_format, explain=explain)
+         output_format=output_format or "text", explain=explain)
+
+
+def _check_bulk_conflicts(reason: str, *, explain: bool, update: bool, print_new: bool,
+                          print_affected: bool, skip_types: Sequence[str],
+                          output_format: str | None) -> None:
+    """Per-dataset options that bulk mode cannot honour are a usage error, never ignored."""
+    conflicts = [name for name, given in (
+        ("--explain", explain), ("--update-bestrefs", update),
+        ("--print-new-references", print_new), ("--print-affected", print_affected),
+        ("--skip-types", bool(skip_types)),
+        (f"--format {output_format}", output_format is not None and output_format not in _BULK_FORMATS))
+        if given]
+    if conflicts:
+        raise click.UsageError(f"{' and '.join(conflicts)} cannot be used in bulk mode (chosen by "
+                               f"{reason}); drop the bulk options for per-dataset output")
 
 
 @main.command("explain", cls=_CrdsStyleCommand)
