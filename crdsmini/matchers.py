@@ -21,6 +21,7 @@ __all__ = [
     "normalize_element",
     "is_esoteric",
     "compile_element",
+    "plain_alternatives",
 ]
 
 Matcher = Callable[[str], int]
@@ -118,6 +119,61 @@ def _conjunction(stored: str, parts: list[str], need_all: bool, where: str) -> M
     return _with_prestep(stored, test)
 
 
+def _alternatives_regex(element: str) -> str:
+    """The regex of an ``A|B*`` element: its alternatives as globs, each anchored."""
+    return "|".join(f"(?:{fnmatch.translate(part)})" for part in _split_alternatives(element)) or r"(?!)"
+
+
+def _glob_matcher(element: str) -> Matcher:
+    """The matcher of an ``A|B*`` element.
+
+    Elements that are plain alternatives (no glob character) are answered by Match columns
+    from their equality index, so their regex is built only if this function is ever
+    asked about a value other than '*' or 'N/A' (explain, or a value starting '(?:'):
+    fnmatch and re.compile stay out of load time.  Real globs compile at once, so that no
+    lookup pays for it.  A race only builds the same regex twice.
+    """
+    built: list[Any] = []
+    if _GLOB_CHARACTERS.search(element):
+        text = _alternatives_regex(element)
+        built[:] = (text, re.compile(text).match)
+
+    def match(value: str) -> int:
+        if value == "*":
+            return 1
+        if value == "N/A":  # never the regex text, which starts '(?:'
+            return 0
+        if not built:
+            text = _alternatives_regex(element)
+            built[:] = (text, re.compile(text).match)
+        text, test = built
+        if value == text:
+            return 1
+        return 1 if test(value) else -1
+    return match
+
+
+_GLOB_CHARACTERS = re.compile(r"[*?\[]")
+
+
+def plain_alternatives(element: str) -> tuple[str, ...] | None:
+    """The strings an ``'A|B'`` element equals, when none holds a glob character; else None.
+
+    Such an element's matcher scores 1 for exactly these strings (and for '*' and for its
+    own regex text, the pre-step, which starts with ``(?:``), 0 for 'N/A' and -1 otherwise,
+    so a Match column can index it in its equality dict instead of running the regex.  The dispatch is
+    compile_element's: only elements that reach its glob branch qualify.
+    """
+    upper = element.upper()
+    if ((element.startswith("(") and element.endswith(")")) or (element.startswith("{") and element.endswith("}"))
+            or (element.startswith("#") and element.endswith("#") and len(element) >= 2)
+            or upper.startswith("BETWEEN") or upper.startswith("NOT ")):
+        return None
+    if "|" not in element or _GLOB_CHARACTERS.search(element):
+        return None
+    return tuple(_split_alternatives(element))
+
+
 def compile_element(element: str, where: str = "") -> ElementMatcher:
     """Compile one normalised element into a matcher (dispatch of §6.2, first rule wins)."""
     upper = element.upper()
@@ -156,11 +212,7 @@ def compile_element(element: str, where: str = "") -> ElementMatcher:
         inner_match = compile_element(element[4:].strip(), where).match
         return ElementMatcher(COMPLEX, element, lambda v: -inner_match(v))
     if "|" in element or "*" in element:
-        alternatives = _split_alternatives(element)
-        regex_text = "|".join(f"(?:{fnmatch.translate(part)})" for part in alternatives) or r"(?!)"
-        regex = re.compile(regex_text)
-        return ElementMatcher(COMPLEX, element,
-                              _with_prestep(regex_text, lambda v: 1 if regex.match(v) else -1))
+        return ElementMatcher(COMPLEX, element, _glob_matcher(element))
     if element == "N/A":
         return ElementMatcher(NOT_APPLICABLE, element, lambda v: 0)
     if element.startswith(">") or element.startswith("<"):

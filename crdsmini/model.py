@@ -459,15 +459,17 @@ class ReferenceMapping(Mapping_):
             if self._precondition is not None or self._parkey_relevance:
                 header = self.preprocess(header)
         try:
-            choice = self.selector.choose(header)
+            choice = self.selector.find(header)  # failures come back as error objects
         except CrdsminiError as exc:
             return _Failure(exc, header)
         except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
-            # CRDS turns any exception of a lookup into "NOT FOUND <text>"; selectors raise
+            # CRDS turns any exception of a lookup into "NOT FOUND <text>"; selectors answer
             # typed errors for every case the spec names, this keeps odd data equally safe.
             return _Failure(OtherError(str(exc)), header)
         if isinstance(choice, str):  # _terminal, inlined on the hot path: one probe
             return _TERMINAL_OUTCOMES.get(choice, choice)
+        if isinstance(choice, CrdsminiError):
+            return _Failure(choice, header)
         return choice
 
     def _relevant(self, header: Mapping[str, Any], space: dict[str, Any] | None, values: tuple) -> bool:

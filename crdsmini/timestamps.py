@@ -240,6 +240,17 @@ def reformat_date(text: str) -> str:
     return _format(_parse(text))
 
 
+def canonical_pair(date: str, time: str) -> str | None:
+    """``'DATE TIME'`` when the two strings are already ``YYYY-MM-DD`` and ``HH:MM:SS``
+    (the usual header pair, its own normal form), else None: the caller takes
+    ``dataset_time``.  No stripping, no parsing: one length test and one regex."""
+    if len(date) == 10 and len(time) == 8:
+        joined = f"{date} {time}"
+        if _is_canonical(joined):
+            return joined
+    return None
+
+
 def parse_datetime(text: str) -> datetime.datetime:
     """Parse a date/time in any §7.2 form (ClosestTime keys and dataset values)."""
     if len(text) == 19 and _is_canonical(text):

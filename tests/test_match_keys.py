@@ -635,3 +635,31 @@ def test_no_surviving_row_is_a_lookup_failure(tmp_path):
     with pytest.raises(NoMatchError) as caught:
         rmap.select({"A": "Y", "B": "Z"})
     assert (caught.value.category, caught.value.message) == ("not-found", "No match found.")
+
+
+# Column index vs. matchers: a Match column answers most values from its equality index
+# ('A|B' keys included) instead of running each element's matcher; both must agree.
+INDEXED_COLUMN_KEYS = ["HRC", "HRC|WFC", "WFC|SBC|HRC", "A*|B", "N/A", "*", "(W.*)", "# >1 #", "1", "X|Y?"]
+
+
+@pytest.mark.parametrize("value", ["HRC", "WFC", "SBC", "B", "AX", "A", "X", "XY", "W1", "2", "1.0", "0.5",
+                                   "*", "N/A", "UNDEFINED", "", "(?:(?s:HRC)\\Z)|(?:(?s:WFC)\\Z)"])
+def test_column_index_agrees_with_element_matchers(tmp_path, value):
+    body = ", ".join(f"({key!r},) : 'r{row}.fits'" for row, key in enumerate(INDEXED_COLUMN_KEYS))
+    rmap = make_rmap(tmp_path, "Match({ " + body + " })", parkey=(("A",),))
+    column = rmap.selector.columns[0]
+    ones, zeros = column.bits(value)
+    for row, matcher in enumerate(column.matchers):
+        score = matcher.match(value)
+        assert (ones >> row & 1, zeros >> row & 1) == (int(score > 0), int(score == 0)), (column.matchers[row].text,
+                                                                                       value)
+
+
+def test_alternative_key_matches_its_own_regex_text_like_crds(tmp_path):
+    # CRDS's matcher pre-step compares the value with the stored regex text first.
+    rmap = make_rmap(tmp_path, "Match({ ('HRC|WFC',) : 'hw.fits', ('SBC',) : 's.fits' })", parkey=(("A",),))
+    column = rmap.selector.columns[0]
+    regex_text = next(m for m in column.matchers if "|" in m.text)
+    assert regex_text.match("(?:(?s:HRC)\\Z)|(?:(?s:WFC)\\Z)") == 1
+    assert rmap.get_best_ref({"A": "(?:(?s:HRC)\\Z)|(?:(?s:WFC)\\Z)"}) == "hw.fits"
+    assert rmap.get_best_ref({"A": "WFC"}) == "hw.fits"

@@ -441,3 +441,34 @@ def test_implicit_hook_names(tmp_path, instrument, filekind, hooks):
     rmap = make_rmap(tmp_path, "Match({ ('X',) : 'x.fits' })", observatory="HST", instrument=instrument,
                      filekind=filekind)
     assert rmap.plugin_hooks == hooks
+
+
+# Selector.find: the lookup path's form of choose() that answers a failure with the error
+# object instead of raising it.  Both must describe every failure identically.
+FIND_CASES = [
+    ({"A": "X", "DATE": "2020-01-01", "TIME": "00:00:00"}, "x_2019.fits"),
+    ({"A": "X", "DATE": "2018-01-01", "TIME": "00:00:00"}, "NoMatchError"),       # before every date
+    ({"A": "Q", "DATE": "2020-01-01", "TIME": "00:00:00"}, "InvalidValueError"),
+    ({"DATE": "2020-01-01", "TIME": "00:00:00"}, "MissingKeyError"),
+    ({"A": "X", "DATE": "2020-13-45", "TIME": "00:00:00"}, "InvalidDateError"),
+    ({"A": "X", "DATE": "2020-01-01"}, "MissingKeyError"),
+    ({"A": "Y", "DATE": "2020-01-01", "TIME": "00:00:00"}, "AmbiguousMatchError"),
+]
+
+
+@pytest.mark.parametrize(("header", "answer"), FIND_CASES)
+def test_find_answers_what_choose_raises(tmp_path, header, answer):
+    rmap = make_rmap(tmp_path, """Match({
+        ('X',) : UseAfter({ '2019-01-01 00:00:00' : 'x_2019.fits' }),
+        ('Y|Z',) : 'y1.fits',
+        ('Y',) : 'y2.fits',
+    })""", parkey=(("A",), ("DATE", "TIME")), merge_overlaps=False)
+    found = rmap.selector.find(header)
+    if answer.endswith(".fits"):
+        assert found == answer == rmap.selector.choose(header)
+        return
+    assert type(found).__name__ == answer
+    with pytest.raises(type(found)) as caught:
+        rmap.selector.choose(header)
+    assert caught.value.message == found.message
+    assert rmap.get_best_ref(header) == "NOT FOUND " + found.message

@@ -5,7 +5,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from crdsmini.errors import AmbiguousMatchError, MappingError
+from crdsmini.errors import AmbiguousMatchError, CrdsminiError, MappingError
 from crdsmini.literals import DictLiteral, SelectorCall, plain_value
 
 __all__ = ["BuildContext", "Selector", "build_selector", "build_choice", "resolve_choice", "float32", "string_keyed_choices"]
@@ -39,6 +39,20 @@ class Selector:
 
     def choose(self, header: Mapping[str, Any]) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def find(self, header: Mapping[str, Any]) -> Any:
+        """``choose`` that answers a failed lookup with the error object instead of raising.
+
+        The lookup path (Match, UseAfter and ``ReferenceMapping.apply_rules``) uses it: a
+        third of real lookups fail, and raising costs more than the whole successful
+        lookup.  The result is a terminal choice or a :class:`CrdsminiError` (never a
+        valid choice); unusual failures may still raise.  Selectors that do not override
+        it fall back on ``choose``.
+        """
+        try:
+            return self.choose(header)
+        except CrdsminiError as exc:
+            return exc
 
     def merge(self, others: list[Any]) -> "Selector":
         """Combine tied selectors; only the UseAfter family can."""

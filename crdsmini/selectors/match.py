@@ -15,12 +15,14 @@ The memos are bounded, never change an answer, and are safe to share between thr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from crdsmini.conditioning import condition_value
-from crdsmini.errors import AmbiguousMatchError, InvalidValueError, LookupFailure, MappingError, MissingKeyError, NoMatchError
+from crdsmini.errors import (AmbiguousMatchError, CrdsminiError, InvalidValueError, LookupFailure, MappingError,
+                             MissingKeyError, NoMatchError)
 from crdsmini.literals import SelectorCall
-from crdsmini.matchers import COMPLEX, NOT_APPLICABLE, PLAIN, ElementMatcher, compile_element, is_esoteric, normalize_element
+from crdsmini.matchers import (NOT_APPLICABLE, PLAIN, ElementMatcher, compile_element, is_esoteric, normalize_element,
+                               plain_alternatives)
 from crdsmini.selectors.base import BuildContext, Selector, build_choice
 
 __all__ = ["MatchRow", "MatchColumn", "MatchSelector"]
@@ -66,8 +68,8 @@ class MatchRow:
 class MatchColumn:
     """Everything a lookup needs about one parameter of a Match node."""
 
-    __slots__ = ("param", "matchers", "exact", "na_bits", "complex_rows", "valid", "accept_all",
-                 "has_na", "range", "substitutions", "_memo")
+    __slots__ = ("param", "matchers", "exact", "na_bits", "complex_rows", "alternative_rows", "valid",
+                 "accept_all", "has_na", "range", "substitutions", "_memo")
 
     def __init__(self, param: str, elements: list[str], substitutions: Mapping[Any, Any], where: str) -> None:
         self.param = param
@@ -77,16 +79,24 @@ class MatchColumn:
         exact: dict[str, int] = {}
         na_bits = 0
         complex_rows = []
+        alternative_rows = []
         for row, matcher in enumerate(self.matchers):
             if matcher.kind == PLAIN:
                 exact[matcher.text] = exact.get(matcher.text, 0) | (1 << row)
             elif matcher.kind == NOT_APPLICABLE:
                 na_bits |= 1 << row
             else:
-                complex_rows.append(row)
+                parts = plain_alternatives(matcher.text)
+                if parts is None:
+                    complex_rows.append(row)
+                else:  # 'A|B': equality with any part, so indexed like a plain key
+                    alternative_rows.append(row)
+                    for part in parts:
+                        exact[part] = exact.get(part, 0) | (1 << row)
         self.exact = exact                     # plain key text -> bits of its rows
         self.na_bits = na_bits                 # rows whose key is N/A (always score 0)
         self.complex_rows = tuple(complex_rows)
+        self.alternative_rows = tuple(alternative_rows)  # indexed in exact, but see _bits
         if any(is_esoteric(e) for e in elements):
             valid: frozenset[str] = frozenset()
         else:
@@ -133,6 +143,10 @@ class MatchColumn:
         ones = self.exact.get(value, 0)
         zeros = self.na_bits
         matchers = self.matchers
+        if value[:3] == "(?:":  # an 'A|B' matcher also accepts its own regex text (pre-step)
+            for row in self.alternative_rows:
+                if matchers[row].match(value) > 0:
+                    ones |= 1 << row
         for row in self.complex_rows:
             score = matchers[row].match(value)
             if score > 0:
@@ -150,16 +164,20 @@ class MatchColumn:
         """The valid-value check of §6.3; raises InvalidValueError."""
         if value in self.valid or self.accept_all:
             return
-        self._verdict(str(value))
+        error = self._verdict(str(value))
+        if error is not None:
+            raise error
 
-    def _verdict(self, value: str) -> None:
+    def _verdict(self, value: str) -> InvalidValueError | None:
+        """The pre-check's error for ``value``, or None when it passes (returned, not
+        raised: the lookup path answers failures without raising)."""
         valid = self.valid
         if value in valid or condition_value(value) in valid or self.accept_all:
-            return
+            return None
         if value.startswith("NOT"):
             return self._verdict(value[3:].strip())
         if is_esoteric(value) or value in _WILD:
-            return
+            return None
         if self.range is not None:
             low, high = self.range
             try:
@@ -167,17 +185,19 @@ class MatchColumn:
             except ValueError:
                 inside = False
             if inside:
-                return
-            raise InvalidValueError(
+                return None
+            return InvalidValueError(
                 f" parameter='{self.param}' value ='{value}' is not in range [{low} .. {high}]",
                 keyword=self.param)
         target = _substitution_target(self.substitutions, value)
         if target is not None:
             for part in target if isinstance(target, tuple) else (target,):
-                self._verdict(str(part))
-            return
-        raise InvalidValueError(f" parameter='{self.param}' value='{value}' is not in {sorted(valid)!r}",
-                                keyword=self.param)
+                error = self._verdict(str(part))
+                if error is not None:
+                    return error
+            return None
+        return InvalidValueError(f" parameter='{self.param}' value='{value}' is not in {sorted(valid)!r}",
+                                 keyword=self.param)
 
 
 def _rows_of(bits: int) -> list[int]:
@@ -269,16 +289,16 @@ class MatchSelector(Selector):
 
     def lookup_values(self, header: Mapping[str, Any]) -> list[Any]:
         """The header value per parameter after the missing-key rule (§6.4)."""
-        values = []
-        for column in self.columns:
-            param = column.param
-            if param in header:
-                values.append(header[param])
-            elif column.has_na:
-                values.append("UNDEFINED")
-            else:
-                raise MissingKeyError(f"Match required lookup parameter '{param}' is undefined.", keyword=param)
+        values = list(map(header.get, self.params, self._defaults))
+        if any(value is _ABSENT for value in values):
+            raise self._missing_key(values)
         return values
+
+    def _missing_key(self, values: Sequence[Any]) -> MissingKeyError:
+        """The error for the first absent parameter of ``values`` (the header's values with
+        ``_defaults`` filled in: "UNDEFINED" where the column has an N/A key, else _ABSENT)."""
+        param = next(column.param for column, value in zip(self.columns, values) if value is _ABSENT)
+        return MissingKeyError(f"Match required lookup parameter '{param}' is undefined.", keyword=param)
 
     def winnow(self, header: Mapping[str, Any]) -> list[tuple[int, int]]:
         """Surviving ``(row index, score)`` pairs, best score first, stored order within."""
@@ -318,32 +338,44 @@ class MatchSelector(Selector):
     def _grouped(self, key: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
         """``_ranked`` grouped by weight, computed on row bitsets: no per-row Python work.
 
-        Each row's weight (how many columns score it 1) is counted in binary across the
-        rows at once, one bitset per bit of the count (``planes``); a weight's rows are then
-        the AND of each plane or its complement.  This is the first lookup of every new
-        value tuple, so it runs once per distinct header in a bulk run.
+        A surviving row's weight is the number of columns minus the number of columns that
+        score it 0 (an N/A key, or a '*' key against an N/A value), so rows are grouped by
+        how many 0 scores they have, fewest first.  Zero scores are rare: usually no
+        survivor has one and the survivors are a single group.  Otherwise the 0 scores are
+        counted in binary across the rows at once, one bitset per bit of the count
+        (``planes``), and a count's rows are the AND of each plane or its complement.
+        This is the first lookup of every new value tuple: it runs once per distinct header
+        in a bulk run.
         """
         survivors = -1  # every row
-        planes: list[int] = []
+        zero_sets = []
         for column, value in zip(self.columns, key):
             ones, zeros = column.bits(value)
             survivors &= ones | zeros
             if not survivors:
                 return ()
-            carry = ones
+            if zeros:
+                zero_sets.append(zeros)
+        if not survivors & (survivors - 1):  # the usual case: a single row survives
+            return ((survivors.bit_length() - 1,),)
+        planes: list[int] = []
+        for zeros in zero_sets:
+            carry = zeros & survivors
             for index, plane in enumerate(planes):  # planes += carry, a ripple-carry add
+                if not carry:
+                    break
                 planes[index] = plane ^ carry
                 carry &= plane
             if carry:
                 planes.append(carry)
+        if not planes:
+            return (tuple(_rows_of(survivors)),)
         found = []
         remaining = survivors
-        for weight in range(len(self.columns), -1, -1):
-            if weight >> len(planes):  # more columns than any row scored 1 in
-                continue
+        for count in range(1 << len(planes)):
             rows = remaining
             for index, plane in enumerate(planes):
-                rows &= plane if weight >> index & 1 else ~plane
+                rows &= plane if count >> index & 1 else ~plane
                 if not rows:
                     break
             if rows:
@@ -368,6 +400,12 @@ class MatchSelector(Selector):
         return tuple(found)
 
     def choose(self, header: Mapping[str, Any]) -> Any:
+        found = self.find(header)
+        if isinstance(found, CrdsminiError):
+            raise found
+        return found
+
+    def find(self, header: Mapping[str, Any]) -> Any:
         # The hot path of every lookup: the parameter values in one C-level pass, then one
         # probe of the values already pre-checked and grouped.  Anything else (a missing
         # key, a value not seen yet) takes the full path below.
@@ -379,54 +417,66 @@ class MatchSelector(Selector):
         except TypeError:
             found = None
         if found is None:
-            return self._choose_checked(header)
+            return self._find_checked(header, values)
         target, groups = found
         if target is _SEVERAL:
-            return self.choose_groups(groups, header)
-        if not isinstance(target, Selector):  # choose_groups' usual case, inlined
+            return self.find_in_groups(groups, header)
+        if not isinstance(target, Selector):  # find_in_groups' usual case, inlined
             return target
-        try:
-            return target.choose(header)
-        except LookupFailure:
-            raise NoMatchError("No match found.") from None
+        found = target.find(header)
+        if isinstance(found, LookupFailure):
+            return NoMatchError("No match found.")
+        return found
 
-    def _choose_checked(self, header: Mapping[str, Any]) -> Any:
-        # precheck and weight_groups, inlined; the missing-key rule stays in lookup_values,
-        # which reports every missing key before any value is checked.
-        columns = self.columns
-        values = self.lookup_values(header)
+    def _find_checked(self, header: Mapping[str, Any], values: tuple) -> Any:
+        # precheck and weight_groups, inlined, answering failures as error objects.
+        for value in values:
+            if value is _ABSENT:
+                return self._missing_key(values)
         key = []
-        for column, value in zip(columns, values):
+        for column, value in zip(self.columns, values):
             if type(value) is str:
                 if not (value in column.valid or column.accept_all):
-                    column._verdict(value)
+                    error = column._verdict(value)
+                    if error is not None:
+                        return error
                 key.append(value)
             else:
-                column.precheck(value)
+                if not (value in column.valid or column.accept_all):
+                    error = column._verdict(str(value))
+                    if error is not None:
+                        return error
                 key.append(str(value))
         key_tuple = tuple(key)
         groups = self._groups.get(key_tuple)
         if groups is None:
             groups = self._group(key_tuple)
         if len(self._checked) < _MEMO_LIMIT and all(type(value) is str for value in values):
-            self._checked[tuple(values)] = (_single_choice(self.rows, groups), groups)
-        return self.choose_groups(groups, header)
+            self._checked[values] = (_single_choice(self.rows, groups), groups)
+        return self.find_in_groups(groups, header)
 
     def choose_groups(self, groups: tuple[tuple[int, ...], ...], header: Mapping[str, Any]) -> Any:
         """Try the weight groups in order (§6.5-6.6); ``header`` feeds the nested selectors."""
+        found = self.find_in_groups(groups, header)
+        if isinstance(found, CrdsminiError):
+            raise found
+        return found
+
+    def find_in_groups(self, groups: tuple[tuple[int, ...], ...], header: Mapping[str, Any]) -> Any:
+        """``choose_groups`` answering a failure as the error object instead of raising it."""
         rows = self.rows
         if len(groups) == 1 and len(groups[0]) == 1:  # the usual case: one row matches best
             target = rows[groups[0][0]].choice
             if not isinstance(target, Selector):
                 return target
-            try:
-                return target.choose(header)
-            except LookupFailure:
-                raise NoMatchError("No match found.") from None
+            found = target.find(header)
+            if isinstance(found, LookupFailure):
+                return NoMatchError("No match found.")
+            return found
         for group in groups:
             if len(group) > 1:
                 if not self.merge_overlaps:
-                    raise AmbiguousMatchError("More than one match clause matched.")
+                    return AmbiguousMatchError("More than one match clause matched.")
                 first = rows[group[0]].choice
                 if not isinstance(first, Selector):
                     return tuple(rows[index].choice for index in group)
@@ -434,12 +484,12 @@ class MatchSelector(Selector):
             else:
                 target = rows[group[0]].choice
             if isinstance(target, Selector):
-                try:
-                    return target.choose(header)
-                except LookupFailure:
+                found = target.find(header)
+                if isinstance(found, LookupFailure):
                     continue
+                return found
             return target
-        raise NoMatchError("No match found.")
+        return NoMatchError("No match found.")
 
     def _merged_group(self, group: tuple[int, ...]) -> Selector:
         merged = self._merged.get(group)

@@ -10,11 +10,11 @@ import functools
 import re
 from typing import Any, Mapping
 
-from crdsmini.errors import InvalidVersionError, MappingError, MissingKeyError, NoSelectionError
+from crdsmini.errors import CrdsminiError, InvalidVersionError, MappingError, MissingKeyError, NoSelectionError
 from crdsmini.literals import SelectorCall
 from crdsmini.selectors.base import (BuildContext, Selector, build_choice, float32, resolve_choice,
                                      string_keyed_choices)
-from crdsmini.timestamps import DateFormatError, dataset_time, parse_datetime
+from crdsmini.timestamps import DateFormatError, canonical_pair, dataset_time, parse_datetime
 
 __all__ = ["UseAfterSelector", "VersionAfterSelector", "ClosestTimeSelector", "parse_version"]
 
@@ -114,8 +114,15 @@ class UseAfterSelector(_Sequential):
         return cls(context.params(depth), keys, choices)
 
     def choose(self, header: Mapping[str, Any]) -> Any:
+        found = self.find(header)
+        if isinstance(found, CrdsminiError):
+            raise found
+        return found
+
+    def find(self, header: Mapping[str, Any]) -> Any:
         # The usual (DATE, TIME) pair of strings: its choice is remembered per pair (a pure
-        # function of the two strings), so a repeated lookup is one dict probe.
+        # function of the two strings), so a repeated lookup is one dict probe.  Failures
+        # are answered as error objects (Selector.find), and not remembered.
         params = self.params
         if len(params) == 2:
             date, time = header.get(params[0]), header.get(params[1])
@@ -123,14 +130,24 @@ class UseAfterSelector(_Sequential):
                 pair = (date, time)
                 choice = self._memo.get(pair, _UNKNOWN)
                 if choice is _UNKNOWN:
-                    choice = self._choice(_normalized_time(params, pair))
+                    when = canonical_pair(date, time)
+                    if when is None:
+                        try:
+                            when = _normalized_time(params, pair)
+                        except CrdsminiError as exc:
+                            return exc
+                    index = bisect.bisect_right(self.keys, when) - 1
+                    if index < 0:
+                        return NoSelectionError(f"No selection <= {when!r}")
+                    choice = self.choices[index]
                     if len(self._memo) < _MEMO_LIMIT:
                         self._memo[pair] = choice
-            else:
-                choice = self._choice(dataset_time(header, params, "UseAfter"))
-        else:
+                return choice.find(header) if isinstance(choice, Selector) else choice
+        try:
             choice = self._choice(dataset_time(header, params, "UseAfter"))
-        return choice.choose(header) if isinstance(choice, Selector) else choice
+        except CrdsminiError as exc:
+            return exc
+        return choice.find(header) if isinstance(choice, Selector) else choice
 
     def _choice(self, when: str) -> Any:
         """The choice of the greatest date <= ``when``; raises NoSelectionError."""
