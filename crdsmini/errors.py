@@ -39,22 +39,49 @@ __all__ = [
 
 
 class CrdsminiError(Exception):
-    """Base of every error crdsmini raises on purpose."""
+    """Base of every error crdsmini raises on purpose.
+
+    Lookups make (and remember) many of these without raising them, so construction is
+    kept cheap: the message lives in ``args`` and the location fields are class defaults,
+    set on the instance only when known.  An error that may be shared (remembered by a
+    selector, or common to many datasets of a bulk run) is raised as ``detached()``.
+    """
 
     category = "other"
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    keyword: str | None = None
 
     def __init__(self, message: str = "", *, file: str | None = None,
                  line: int | None = None, column: int | None = None,
                  keyword: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.file = file
-        self.line = line
-        self.column = column
-        self.keyword = keyword
+        # Exception.__new__ already stored the positional arguments in args.
+        if not self.args and message:
+            self.args = (message,)
+        if file is not None:
+            self.file = file
+        if line is not None:
+            self.line = line
+        if column is not None:
+            self.column = column
+        if keyword is not None:
+            self.keyword = keyword
+
+    @property
+    def message(self) -> str:
+        """The text CRDS would show (``"NOT FOUND " + message`` for lookups)."""
+        return self.args[0] if self.args else ""
 
     def __str__(self) -> str:
         return self.message
+
+    def detached(self) -> "CrdsminiError":
+        """A copy to raise: raising an instance records a traceback in it, which a shared
+        instance must not collect."""
+        copy = type(self).__new__(type(self), *self.args)
+        copy.__dict__.update(self.__dict__)
+        return copy
 
     def location(self) -> str:
         """``file:line:column`` as far as known, for CLI messages."""

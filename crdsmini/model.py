@@ -66,6 +66,25 @@ def _outcome(name: str) -> "_Outcome":
 
 
 NA = _Outcome("NA")
+
+# The value of an absent key in the memo keys of relevance verdicts: unlike None, it never
+# equals a header value, so a key present with None and an absent key are told apart.
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+    def __reduce__(self) -> str:
+        return "_MISSING"  # pickled by reference: the one instance
+
+
+_MISSING = _Missing()
+
+
+def _rememberable(values: tuple) -> bool:
+    """A memo key of header values: only strings (1 == 1.0 == True) and absent keys."""
+    return all(type(value) is str or value is _MISSING for value in values)
 OMITTED = _Outcome("OMITTED")
 _TERMINAL_OUTCOMES.update(dict.fromkeys(NA_VALUES, NA))
 _TERMINAL_OUTCOMES.update(dict.fromkeys(OMIT_VALUES, OMITTED))
@@ -248,7 +267,9 @@ class ReferenceMapping(Mapping_):
             if not any("_" in name for name in names):
                 self._relevance_names = names
         self._relevance_memo: dict[tuple, bool] = {}
+        self._relevance_absent = (_MISSING,) * len(self._relevance_names or ())
         self._forced_names = self._plain_parkey_relevance_names()
+        self._forced_absent = (_MISSING,) * len(self._forced_names or ())
         self._forced_memo: dict[tuple, tuple[str, ...]] = {}
         self._screened = (self.needs_namespace or self._precondition is not None
                           or bool(self._parkey_relevance))
@@ -379,11 +400,11 @@ class ReferenceMapping(Mapping_):
         if names is None:
             forced = self._forced_parkeys(header)
         else:
-            values = tuple(map(header.get, names))
-            forced = self._forced_memo.get(values)  # only all-str tuples are stored
+            values = tuple(map(header.get, names, self._forced_absent))
+            forced = self._forced_memo.get(values)  # only _rememberable tuples are stored
             if forced is None:
                 forced = self._forced_parkeys(header)
-                if len(self._forced_memo) < 4096 and all(type(value) is str for value in values):
+                if len(self._forced_memo) < 4096 and _rememberable(values):
                     self._forced_memo[values] = forced
         if not forced:
             return header
@@ -433,8 +454,8 @@ class ReferenceMapping(Mapping_):
         if self._screened:  # most rmaps have no omit/relevance/hooks: one test skips them
             names = self._relevance_names
             if names is not None:
-                values = tuple(map(header.get, names))
-                relevant = self._relevance_memo.get(values)  # only all-str tuples are stored
+                values = tuple(map(header.get, names, self._relevance_absent))
+                relevant = self._relevance_memo.get(values)  # only _rememberable tuples are stored
                 if relevant is None:
                     relevant = self._relevant(header, space, values)
                 if not relevant:
@@ -480,7 +501,7 @@ class ReferenceMapping(Mapping_):
             log.warning("Failed checking relevance for %r %r with expr %r : %s",
                         self.instrument, self.filekind, self._relevance.text, exc)
             return True
-        if len(self._relevance_memo) < 4096 and all(type(value) is str for value in values):
+        if len(self._relevance_memo) < 4096 and _rememberable(values):
             self._relevance_memo[values] = relevant
         return relevant
 
@@ -489,7 +510,7 @@ class ReferenceMapping(Mapping_):
         ``reffile_required``; raises the selector's error when none applies."""
         outcome = self.recovered(failure)
         if outcome is failure.error:
-            raise failure.error
+            raise failure.error.detached()  # it may be remembered and shared
         return outcome
 
     def recovered(self, failure: _Failure) -> Any:

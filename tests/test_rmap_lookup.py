@@ -11,7 +11,7 @@ import logging
 
 import pytest
 
-from crdsmini.errors import ExpressionError, MappingError
+from crdsmini.errors import CrdsminiError as LookupError_, ExpressionError, MappingError
 from mapping_factory import best_ref, make_rmap
 
 NA = "NOT FOUND n/a"
@@ -472,3 +472,43 @@ def test_find_answers_what_choose_raises(tmp_path, header, answer):
         rmap.selector.choose(header)
     assert caught.value.message == found.message
     assert rmap.get_best_ref(header) == "NOT FOUND " + found.message
+
+
+def test_relevance_memo_tells_an_absent_key_from_none(tmp_path, caplog):
+    # rmap_relevance verdicts are remembered per value tuple; a key present with None and an
+    # absent key (an unknown name: logged, counted relevant) must not share an entry.
+    rmap = make_rmap(tmp_path, "Match({ ('A',) : 'a.fits', ('B',) : 'b.fits' })", parkey=(("DET",),),
+                     rmap_relevance='(FLAG == "Y")')
+    assert rmap.get_best_ref({"DET": "A", "FLAG": None}) == "NOT FOUND n/a"
+    with caplog.at_level(logging.WARNING):
+        assert rmap.get_best_ref({"DET": "A"}) == "a.fits"
+    assert "name 'FLAG' is not defined" in caplog.text
+    assert rmap.get_best_ref({"DET": "A", "FLAG": None}) == "NOT FOUND n/a"
+    assert rmap.get_best_ref({"DET": "A", "FLAG": "Y"}) == "a.fits"
+
+
+@pytest.mark.parametrize("header", [{"DATE": "2020-01-01", "TIME": "00:00:00"},                # missing A
+                                    {"A": "Q", "DATE": "2020-01-01", "TIME": "00:00:00"},      # invalid value
+                                    {"A": "X", "DATE": "2018-01-01", "TIME": "00:00:00"},      # no date
+                                    {"A": "X", "DATE": "2020-13-45", "TIME": "00:00:00"}])     # bad date
+def test_remembered_failures_are_raised_as_fresh_errors(tmp_path, header):
+    # Failures are remembered per value tuple like choices; the strict API must still raise
+    # a new exception each time, so that no shared instance collects tracebacks.
+    rmap = make_rmap(tmp_path, "Match({ ('X',) : UseAfter({ '2019-01-01 00:00:00' : 'x_2019.fits' }) })",
+                     parkey=(("A",), ("DATE", "TIME")))
+    caught = []
+    for _ in range(3):
+        with pytest.raises(LookupError_) as raised:
+            rmap.select(dict(header))
+        caught.append(raised.value)
+    assert len({id(error) for error in caught}) == 3
+    assert len({(type(error), error.message) for error in caught}) == 1
+    assert all(error.__traceback__ is not None and error.__traceback__.tb_next is not None for error in caught)
+    assert rmap.get_best_ref(dict(header)) == "NOT FOUND " + caught[0].message
+    assert [len(list(_frames(error.__traceback__))) for error in caught] == [len(list(_frames(caught[0].__traceback__)))] * 3
+
+
+def _frames(traceback):
+    while traceback is not None:
+        yield traceback
+        traceback = traceback.tb_next

@@ -44,10 +44,13 @@ _SEVERAL = object()  # more than one group or row: choose_groups decides (never 
 
 
 def _single_choice(rows: tuple[MatchRow, ...], groups: tuple[tuple[int, ...], ...]) -> Any:
-    """The choice of the one best row when a single row survives alone, else _SEVERAL
-    (remembered with the groups so the usual lookup skips re-deriving it)."""
+    """The choice of the one best row when a single row survives alone, the error when
+    none survives, else _SEVERAL (remembered with the groups so the usual lookup skips
+    re-deriving it)."""
     if len(groups) == 1 and len(groups[0]) == 1:
         return rows[groups[0][0]].choice
+    if not groups:
+        return NoMatchError("No match found.")
     return _SEVERAL
 
 
@@ -256,8 +259,8 @@ class MatchSelector(Selector):
             for i, param in enumerate(params))
         self._merged: dict[tuple[int, ...], Selector] = {}
         self._groups: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
-        # Raw header values (all str) -> (the best row's choice, or _SEVERAL, and the groups),
-        # for values that passed the pre-check.
+        # Raw header values (str, or _ABSENT) -> (the best row's choice, _SEVERAL, or the
+        # error of the missing-key rule, the pre-check or an empty match; and the groups).
         self._checked: dict[tuple, tuple[Any, tuple[tuple[int, ...], ...]]] = {}
         self._defaults = tuple("UNDEFINED" if column.has_na else _ABSENT for column in self.columns)
 
@@ -402,7 +405,7 @@ class MatchSelector(Selector):
     def choose(self, header: Mapping[str, Any]) -> Any:
         found = self.find(header)
         if isinstance(found, CrdsminiError):
-            raise found
+            raise found.detached()
         return found
 
     def find(self, header: Mapping[str, Any]) -> Any:
@@ -410,8 +413,8 @@ class MatchSelector(Selector):
         # probe of the values already pre-checked and grouped.  Anything else (a missing
         # key, a value not seen yet) takes the full path below.
         values = tuple(map(header.get, self.params, self._defaults))
-        # Only all-string tuples are stored, so no other value (1 == 1.0 == True), and no
-        # tuple holding _ABSENT, can match; an unhashable value takes the full path.
+        # Only tuples of strings and _ABSENT are stored, so no other value (1 == 1.0 ==
+        # True) can match; an unhashable value takes the full path.
         try:
             found = self._checked.get(values)
         except TypeError:
@@ -429,37 +432,41 @@ class MatchSelector(Selector):
         return found
 
     def _find_checked(self, header: Mapping[str, Any], values: tuple) -> Any:
-        # precheck and weight_groups, inlined, answering failures as error objects.
-        for value in values:
-            if value is _ABSENT:
-                return self._missing_key(values)
-        key = []
-        for column, value in zip(self.columns, values):
-            if type(value) is str:
-                if not (value in column.valid or column.accept_all):
-                    error = column._verdict(value)
-                    if error is not None:
-                        return error
-                key.append(value)
-            else:
-                if not (value in column.valid or column.accept_all):
-                    error = column._verdict(str(value))
-                    if error is not None:
-                        return error
-                key.append(str(value))
-        key_tuple = tuple(key)
+        # The missing-key rule, the pre-check and weight_groups, inlined; a failure of
+        # these is a function of the values alone, so it is remembered like a choice.
+        rememberable = len(self._checked) < _MEMO_LIMIT and all(
+            type(value) is str or value is _ABSENT for value in values)
+        error = self._precheck_error(values)
+        if error is not None:
+            if rememberable:
+                self._checked[values] = (error, ())
+            return error
+        key_tuple = tuple(value if type(value) is str else str(value) for value in values)
         groups = self._groups.get(key_tuple)
         if groups is None:
             groups = self._group(key_tuple)
-        if len(self._checked) < _MEMO_LIMIT and all(type(value) is str for value in values):
+        if rememberable:
             self._checked[values] = (_single_choice(self.rows, groups), groups)
         return self.find_in_groups(groups, header)
+
+    def _precheck_error(self, values: tuple) -> CrdsminiError | None:
+        """The first failure of the missing-key rule (every key first), then of the
+        valid-value pre-check, for ``values`` (the header's, ``_defaults`` filled in)."""
+        for value in values:
+            if value is _ABSENT:
+                return self._missing_key(values)
+        for column, value in zip(self.columns, values):
+            if not (value in column.valid or column.accept_all):
+                error = column._verdict(value if type(value) is str else str(value))
+                if error is not None:
+                    return error
+        return None
 
     def choose_groups(self, groups: tuple[tuple[int, ...], ...], header: Mapping[str, Any]) -> Any:
         """Try the weight groups in order (§6.5-6.6); ``header`` feeds the nested selectors."""
         found = self.find_in_groups(groups, header)
         if isinstance(found, CrdsminiError):
-            raise found
+            raise found.detached()
         return found
 
     def find_in_groups(self, groups: tuple[tuple[int, ...], ...], header: Mapping[str, Any]) -> Any:

@@ -6,7 +6,6 @@ These are the only selectors that merge when Match rows tie (rules-language §6.
 from __future__ import annotations
 
 import bisect
-import functools
 import re
 from typing import Any, Mapping
 
@@ -19,30 +18,14 @@ from crdsmini.timestamps import DateFormatError, canonical_pair, dataset_time, p
 __all__ = ["UseAfterSelector", "VersionAfterSelector", "ClosestTimeSelector", "parse_version"]
 
 
-@functools.lru_cache(maxsize=65536)
-def _normalized_time(params: tuple[str, ...], values: tuple[str, ...]) -> str:
-    """``dataset_time`` of these parameter values, remembered (a pure function of them).
-
-    Only successful results are kept (lru_cache does not keep exceptions), so an invalid
-    date raises, with its message, every time.
-    """
-    return dataset_time(dict(zip(params, values)), params, "UseAfter")
-
+# (date, time) string pairs -> their normalised time, shared by every UseAfter node: the
+# nodes of one context (and of one rmap) all see the same dataset pair.  Successes only;
+# bounded, and past the bound a pair is simply normalised again.
+_PAIR_TIMES: dict[tuple[str, str], str] = {}
+_PAIR_TIMES_LIMIT = 65536
 
 _UNKNOWN = object()  # not yet in a UseAfter memo
 _MEMO_LIMIT = 4096  # (date, time) pairs remembered per UseAfter node; past that, computed
-
-
-def _use_after_time(header: Mapping[str, Any], params: tuple[str, ...]) -> str:
-    """The normalised dataset time UseAfter compares with its keys (spec §7.1)."""
-    if len(params) == 2:
-        first, second = params
-        if first in header and second in header:
-            date, time = header[first], header[second]
-            if type(date) is str and type(time) is str:  # 1 == 1.0 == True as cache keys
-                return _normalized_time(params, (date, time))
-    return dataset_time(header, params, "UseAfter")
-
 
 
 def _merge_sorted(kind: str, selectors: list["_Sequential"], max_of_equal) -> tuple[list, list]:
@@ -116,13 +99,13 @@ class UseAfterSelector(_Sequential):
     def choose(self, header: Mapping[str, Any]) -> Any:
         found = self.find(header)
         if isinstance(found, CrdsminiError):
-            raise found
+            raise found.detached()
         return found
 
     def find(self, header: Mapping[str, Any]) -> Any:
-        # The usual (DATE, TIME) pair of strings: its choice is remembered per pair (a pure
-        # function of the two strings), so a repeated lookup is one dict probe.  Failures
-        # are answered as error objects (Selector.find), and not remembered.
+        # The usual (DATE, TIME) pair of strings: its choice, or its error, is remembered
+        # per pair (a pure function of the two strings), so a repeated lookup is one dict
+        # probe.  Failures are answered as error objects (Selector.find).
         params = self.params
         if len(params) == 2:
             date, time = header.get(params[0]), header.get(params[1])
@@ -130,16 +113,7 @@ class UseAfterSelector(_Sequential):
                 pair = (date, time)
                 choice = self._memo.get(pair, _UNKNOWN)
                 if choice is _UNKNOWN:
-                    when = canonical_pair(date, time)
-                    if when is None:
-                        try:
-                            when = _normalized_time(params, pair)
-                        except CrdsminiError as exc:
-                            return exc
-                    index = bisect.bisect_right(self.keys, when) - 1
-                    if index < 0:
-                        return NoSelectionError(f"No selection <= {when!r}")
-                    choice = self.choices[index]
+                    choice = self._pair_choice(pair)
                     if len(self._memo) < _MEMO_LIMIT:
                         self._memo[pair] = choice
                 return choice.find(header) if isinstance(choice, Selector) else choice
@@ -148,6 +122,23 @@ class UseAfterSelector(_Sequential):
         except CrdsminiError as exc:
             return exc
         return choice.find(header) if isinstance(choice, Selector) else choice
+
+    def _pair_choice(self, pair: tuple[str, str]) -> Any:
+        """The choice for a (date, time) pair of strings, or the lookup's error object."""
+        when = _PAIR_TIMES.get(pair)
+        if when is None:
+            when = canonical_pair(*pair)
+            if when is None:
+                try:
+                    when = dataset_time(dict(zip(self.params, pair)), self.params, "UseAfter")
+                except CrdsminiError as exc:
+                    return exc
+            if len(_PAIR_TIMES) < _PAIR_TIMES_LIMIT:
+                _PAIR_TIMES[pair] = when
+        index = bisect.bisect_right(self.keys, when) - 1
+        if index < 0:
+            return NoSelectionError(f"No selection <= {when!r}")
+        return self.choices[index]
 
     def _choice(self, when: str) -> Any:
         """The choice of the greatest date <= ``when``; raises NoSelectionError."""
