@@ -175,6 +175,7 @@ def _fresh_start() -> None:
     """Forget every process-wide memo, as a new process would start."""
     from crdsmini.selectors import useafter
     useafter._PAIR_TIMES.clear()
+    useafter._PAIR_ERRORS.clear()
 
 
 def _rmap_work() -> list:

@@ -14,6 +14,7 @@ The memos are bounded, never change an answer, and are safe to share between thr
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -39,6 +40,7 @@ class _Absent:
 
 
 _ABSENT = _Absent()
+_KEY_TYPES = frozenset({str, _Absent})  # the value types a memo key may hold
 
 _SEVERAL = object()  # more than one group or row: choose_groups decides (never pickled: memos are not)
 
@@ -263,6 +265,9 @@ class MatchSelector(Selector):
         # error of the missing-key rule, the pre-check or an empty match; and the groups).
         self._checked: dict[tuple, tuple[Any, tuple[tuple[int, ...], ...]]] = {}
         self._defaults = tuple("UNDEFINED" if column.has_na else _ABSENT for column in self.columns)
+        self._absents = (_ABSENT,) * len(self.columns)
+        # The columns whose pre-check can fail (the others accept every value).
+        self._prechecked = tuple(index for index, column in enumerate(self.columns) if not column.accept_all)
 
     @classmethod
     def build(cls, call: SelectorCall, context: BuildContext, depth: int) -> "MatchSelector":
@@ -361,9 +366,11 @@ class MatchSelector(Selector):
                 zero_sets.append(zeros)
         if not survivors & (survivors - 1):  # the usual case: a single row survives
             return ((survivors.bit_length() - 1,),)
+        zero_sets = [zeros & survivors for zeros in zero_sets if zeros & survivors]
+        if not zero_sets:
+            return (tuple(_rows_of(survivors)),)
         planes: list[int] = []
-        for zeros in zero_sets:
-            carry = zeros & survivors
+        for carry in zero_sets:
             for index, plane in enumerate(planes):  # planes += carry, a ripple-carry add
                 if not carry:
                     break
@@ -371,8 +378,6 @@ class MatchSelector(Selector):
                 carry &= plane
             if carry:
                 planes.append(carry)
-        if not planes:
-            return (tuple(_rows_of(survivors)),)
         found = []
         remaining = survivors
         for count in range(1 << len(planes)):
@@ -434,14 +439,15 @@ class MatchSelector(Selector):
     def _find_checked(self, header: Mapping[str, Any], values: tuple) -> Any:
         # The missing-key rule, the pre-check and weight_groups, inlined; a failure of
         # these is a function of the values alone, so it is remembered like a choice.
-        rememberable = len(self._checked) < _MEMO_LIMIT and all(
-            type(value) is str or value is _ABSENT for value in values)
-        error = self._precheck_error(values)
+        plain = _KEY_TYPES.issuperset(map(type, values))
+        rememberable = plain and len(self._checked) < _MEMO_LIMIT
+        error = self._precheck_error(values, plain)
         if error is not None:
             if rememberable:
                 self._checked[values] = (error, ())
             return error
-        key_tuple = tuple(value if type(value) is str else str(value) for value in values)
+        # No _ABSENT is left (the missing-key rule passed): plain values are all str.
+        key_tuple = values if plain else tuple(map(str, values))
         groups = self._groups.get(key_tuple)
         if groups is None:
             groups = self._group(key_tuple)
@@ -449,13 +455,17 @@ class MatchSelector(Selector):
             self._checked[values] = (_single_choice(self.rows, groups), groups)
         return self.find_in_groups(groups, header)
 
-    def _precheck_error(self, values: tuple) -> CrdsminiError | None:
+    def _precheck_error(self, values: tuple, plain: bool = False) -> CrdsminiError | None:
         """The first failure of the missing-key rule (every key first), then of the
-        valid-value pre-check, for ``values`` (the header's, ``_defaults`` filled in)."""
-        for value in values:
-            if value is _ABSENT:
-                return self._missing_key(values)
-        for column, value in zip(self.columns, values):
+        valid-value pre-check, for ``values`` (the header's, ``_defaults`` filled in).
+        ``plain``: the values are all str or _ABSENT, so columns that accept every value
+        need no look (any other value still meets ``in``, which may raise TypeError)."""
+        if any(map(operator.is_, values, self._absents)):
+            return self._missing_key(values)
+        columns = self.columns
+        for index in self._prechecked if plain else range(len(columns)):
+            value = values[index]
+            column = columns[index]
             if not (value in column.valid or column.accept_all):
                 error = column._verdict(value if type(value) is str else str(value))
                 if error is not None:

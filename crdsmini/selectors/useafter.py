@@ -19,26 +19,42 @@ __all__ = ["UseAfterSelector", "VersionAfterSelector", "ClosestTimeSelector", "p
 
 
 # (date, time) string pairs -> their normalised time, shared by every UseAfter node: the
-# nodes of one context (and of one rmap) all see the same dataset pair.  Successes only;
-# bounded, and past the bound a pair is simply normalised again.
+# nodes of one context (and of one rmap) all see the same dataset pair, so a lookup is one
+# probe here and one bisect.  A pair that fails is remembered with its parameter names
+# (they are in the message).  Both bounded: past the bound a pair is normalised again.
 _PAIR_TIMES: dict[tuple[str, str], str] = {}
-_PAIR_TIMES_LIMIT = 65536
+_PAIR_ERRORS: dict[tuple[tuple[str, ...], tuple[str, str]], CrdsminiError] = {}
+_PAIR_LIMIT = 65536
 
-_UNKNOWN = object()  # not yet in a UseAfter memo
-_MEMO_LIMIT = 4096  # (date, time) pairs remembered per UseAfter node; past that, computed
+
+def _pair_time(params: tuple[str, ...], pair: tuple[str, str]) -> Any:
+    """The normalised time of a (date, time) pair of strings, or its (shared) error."""
+    when = canonical_pair(*pair)
+    if when is None:
+        error = _PAIR_ERRORS.get((params, pair))
+        if error is not None:
+            return error
+        try:
+            when = dataset_time(dict(zip(params, pair)), params, "UseAfter")
+        except CrdsminiError as exc:
+            if len(_PAIR_ERRORS) < _PAIR_LIMIT:
+                _PAIR_ERRORS[(params, pair)] = exc
+            return exc
+    if len(_PAIR_TIMES) < _PAIR_LIMIT:
+        _PAIR_TIMES[pair] = when
+    return when
 
 
 def _merge_sorted(kind: str, selectors: list["_Sequential"], max_of_equal) -> tuple[list, list]:
     """Union of the keys of several selectors; on an equal key keep the greater choice."""
-    merged: dict[Any, Any] = {}
-    for selector in selectors:
-        for key, choice in zip(selector.keys, selector.choices):
-            if key in merged:
-                merged[key] = max_of_equal(merged[key], choice)
-            else:
-                merged[key] = choice
+    merged = dict(zip(selectors[0].keys, selectors[0].choices))
+    for selector in selectors[1:]:
+        other = dict(zip(selector.keys, selector.choices))
+        for key in merged.keys() & other.keys():
+            other[key] = max_of_equal(merged[key], other[key])
+        merged.update(other)
     keys = sorted(merged)
-    return keys, [merged[key] for key in keys]
+    return keys, list(map(merged.__getitem__, keys))
 
 
 def _greater(a: Any, b: Any) -> Any:
@@ -55,16 +71,6 @@ class _Sequential(Selector):
         self.keys = keys
         self.choices = choices
         self.raw_keys = raw_keys if raw_keys is not None else list(keys)
-        self._memo: dict[tuple, Any] = {}  # (date, time) strings -> choice (UseAfter only)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_memo"] = {}
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state.setdefault("_memo", {})
-        self.__dict__.update(state)
 
     def children(self) -> list[Any]:
         return list(self.choices)
@@ -103,42 +109,28 @@ class UseAfterSelector(_Sequential):
         return found
 
     def find(self, header: Mapping[str, Any]) -> Any:
-        # The usual (DATE, TIME) pair of strings: its choice, or its error, is remembered
-        # per pair (a pure function of the two strings), so a repeated lookup is one dict
-        # probe.  Failures are answered as error objects (Selector.find).
+        # The usual (DATE, TIME) pair of strings: its normalised time is one probe of the
+        # shared table, then one bisect.  Failures are answered as error objects.
         params = self.params
         if len(params) == 2:
             date, time = header.get(params[0]), header.get(params[1])
             if type(date) is str and type(time) is str:
                 pair = (date, time)
-                choice = self._memo.get(pair, _UNKNOWN)
-                if choice is _UNKNOWN:
-                    choice = self._pair_choice(pair)
-                    if len(self._memo) < _MEMO_LIMIT:
-                        self._memo[pair] = choice
+                when = _PAIR_TIMES.get(pair)
+                if when is None:
+                    when = _pair_time(params, pair)
+                    if type(when) is not str:
+                        return when
+                index = bisect.bisect_right(self.keys, when) - 1
+                if index < 0:
+                    return NoSelectionError(f"No selection <= {when!r}")
+                choice = self.choices[index]
                 return choice.find(header) if isinstance(choice, Selector) else choice
         try:
             choice = self._choice(dataset_time(header, params, "UseAfter"))
         except CrdsminiError as exc:
             return exc
         return choice.find(header) if isinstance(choice, Selector) else choice
-
-    def _pair_choice(self, pair: tuple[str, str]) -> Any:
-        """The choice for a (date, time) pair of strings, or the lookup's error object."""
-        when = _PAIR_TIMES.get(pair)
-        if when is None:
-            when = canonical_pair(*pair)
-            if when is None:
-                try:
-                    when = dataset_time(dict(zip(self.params, pair)), self.params, "UseAfter")
-                except CrdsminiError as exc:
-                    return exc
-            if len(_PAIR_TIMES) < _PAIR_TIMES_LIMIT:
-                _PAIR_TIMES[pair] = when
-        index = bisect.bisect_right(self.keys, when) - 1
-        if index < 0:
-            return NoSelectionError(f"No selection <= {when!r}")
-        return self.choices[index]
 
     def _choice(self, when: str) -> Any:
         """The choice of the greatest date <= ``when``; raises NoSelectionError."""
