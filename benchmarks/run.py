@@ -168,7 +168,7 @@ def _child(*args: str) -> dict:
 # ------------------------------------------------------------------------------------------
 # In-process measurements
 
-FRESH_ROUNDS = 3  # first-pass figures: per case, the best of this many fresh rounds
+FRESH_ROUNDS = 5  # first-pass figures: per case, the best of this many fresh rounds
 
 
 def _fresh_start() -> None:

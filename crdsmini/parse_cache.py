@@ -44,6 +44,7 @@ _ALLOWED_GLOBALS = {
     ("datetime", "timezone"),
     ("builtins", "frozenset"), ("builtins", "set"), ("builtins", "complex"), ("builtins", "slice"),
     ("copyreg", "_reconstructor"), ("builtins", "object"),
+    ("operator", "itemgetter"),  # the compiled header-value getters of Match and relevance
 }
 _TEXT = "text"  # persistent id standing for the mapping text (re-attached from the file)
 

@@ -266,6 +266,9 @@ class MatchSelector(Selector):
         self._checked: dict[tuple, tuple[Any, tuple[tuple[int, ...], ...]]] = {}
         self._defaults = tuple("UNDEFINED" if column.has_na else _ABSENT for column in self.columns)
         self._absents = (_ABSENT,) * len(self.columns)
+        # The parameter values of a plain dict header in one C call (3-4x faster than
+        # map(header.get)); itemgetter gives a tuple only for two keys or more.
+        self._getter = operator.itemgetter(*params) if len(params) >= 2 else None
         # The columns whose pre-check can fail (the others accept every value).
         self._prechecked = tuple(index for index, column in enumerate(self.columns) if not column.accept_all)
 
@@ -417,7 +420,14 @@ class MatchSelector(Selector):
         # The hot path of every lookup: the parameter values in one C-level pass, then one
         # probe of the values already pre-checked and grouped.  Anything else (a missing
         # key, a value not seen yet) takes the full path below.
-        values = tuple(map(header.get, self.params, self._defaults))
+        getter = self._getter
+        if getter is not None and type(header) is dict:
+            try:
+                values = getter(header)
+            except KeyError:  # a missing key: its default
+                values = tuple(map(header.get, self.params, self._defaults))
+        else:
+            values = tuple(map(header.get, self.params, self._defaults))
         # Only tuples of strings and _ABSENT are stored, so no other value (1 == 1.0 ==
         # True) can match; an unhashable value takes the full path.
         try:
