@@ -33,6 +33,11 @@ class DictEntry:
     value: Any
     line: int = 0
 
+    def __init__(self, key: Any, value: Any, line: int = 0) -> None:
+        # The parser makes one per dict entry (tens of thousands per context); the generated
+        # frozen __init__ costs three object.__setattr__ calls, this one dict update.
+        self.__dict__.update(key=key, value=value, line=line)
+
 
 @dataclass(frozen=True)
 class DictLiteral:

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
-from lark.lexer import Lexer, PatternStr
+from lark.lexer import PatternStr
 
 from crdsmini.errors import MappingError, MappingSyntaxError
 from crdsmini.literals import SELECTOR_NAMES, DictEntry, DictLiteral, SelectorCall
@@ -86,7 +86,11 @@ class _ToLiterals(Transformer):
         return ("bare", None, children[0], None, None)
 
     def string(self, children):
-        return _decode_string(children[0])
+        text = children[0]
+        quote = text[0]
+        if quote in "'\"" and text[1] != quote and "\\" not in text:
+            return text[1:-1]  # the common case, 'text' with no prefix, escapes or triple quotes
+        return _decode_string(text)
 
     def strings(self, tokens):
         parts = [_decode_string(token) for token in tokens]
@@ -136,8 +140,10 @@ class _ToLiterals(Transformer):
         return DictLiteral(tuple(children))
 
     def pair(self, children):
-        _check_key(children[0], None, None)
-        return DictEntry(children[0], children[1])
+        key, value = children
+        if key.__class__ is not str:  # a str key, the common case, is always hashable
+            _check_key(key, None, None)
+        return DictEntry(key, value)
 
     def set(self, children):
         raise _Reject("set literals are not allowed in mappings", None, None)
@@ -167,7 +173,8 @@ def _check_key(key: Any, line: int | None, column: int | None) -> None:
         raise _Reject(f"unhashable type: '{kind}' used as a dict key", line, column)
     if isinstance(key, tuple):
         for item in key:
-            _check_key(item, line, column)
+            if item.__class__ is not str:
+                _check_key(item, line, column)
 
 
 def _decode_string(token: Token) -> str | bytes:
@@ -222,111 +229,274 @@ def _parser(with_lines: bool) -> Lark:
                 maybe_placeholders=True, transformer=_ToLiterals())
 
 
-class _BareToken(Token):
-    """A token without position: only the parser's ``type`` and the text are ever read.
+_VALUE_TERMINALS = ("STRING", "NUMBER", "NAME")  # the terminals whose text reaches the tree
+_NEWLINE_ONCE = "(?:\r?\n|\r)"  # grammar.lark's _NEWLINE is a run of these (as lark writes it)
 
-    Building lark's full Token (eight attributes) for each of ~150,000 tokens was a third
-    of the load time; positions are only needed for NAME tokens (statement and selector
-    lines), which stay full Tokens, and for error messages, which the reference path makes.
+
+class _FastPathRefused(Exception):
+    """Internal: the fast path met text it does not handle; the reference path decides."""
+
+
+class _FastParser:
+    """The reference parser's own LALR table, driven by a small loop over a one-pass lexer.
+
+    Lexing: the grammar's own terminals, in one regex pass over the whole text, in the same
+    order as lark's lexer, so on text it accepts it gives the token stream of the contextual
+    lexer plus ``_BracketNewlines`` (the contextual lexer only differs on tokens the parser
+    would reject, and rejected text goes to the reference path), except that a run of
+    top-level newlines is one _NEWLINE (see ``_init_lexer``).  The token type is read off
+    the first character; that relies on the terminals of grammar.lark, which the
+    constructor checks.
+
+    Parsing: lark's shift/reduce loop (``ParserState.feed_token``) and its tree-shaping
+    callbacks cost more than the lexing and the values together, mostly in per-token objects
+    and generic dispatch.  This loop reads the very same table and calls the very same
+    ``_ToLiterals`` methods with the very same children (filtered tokens dropped, ``_rule``
+    children spliced in, ``[x]`` placeholders as None), but keeps only the values that reach
+    the tree and makes no Token (except for NAME, whose position is kept) and no Tree.
+    Anything it does not expect -- a token the state has no action for, any exception in a
+    callback -- raises, and the caller re-parses with the reference parser.
     """
 
-    __slots__ = ()
-    start_pos = line = column = end_line = end_column = end_pos = None
+    def __init__(self, reference: Lark, transformer: Transformer) -> None:
+        self._init_lexer(reference.lexer_conf)
+        self._init_table(reference, transformer)
 
-    @property
-    def value(self) -> str:  # type: ignore[override]
-        return str.__str__(self)
-
-
-def _bare_class(kind: str) -> type:
-    return type(f"_{kind.strip('_').title()}Token", (_BareToken,), {"__slots__": (), "type": kind})
-
-
-class _FastLexer(Lexer):
-    """The grammar's own terminals, lexed in one regex pass over the whole text.
-
-    Same regular expressions as lark's lexer, in the same order, so on text it accepts it
-    yields exactly the token stream of the contextual lexer plus ``_BracketNewlines`` (the
-    contextual lexer only differs on tokens the parser would reject, and rejected text goes
-    to the reference path).  The token type is read off the first character; that relies on
-    the terminals of grammar.lark, which the constructor checks.
-    """
-
-    _REGEX_TERMINALS = ("STRING", "NUMBER", "NAME", "_NEWLINE")
-
-    def __init__(self, lexer_conf: Any) -> None:
+    def _init_lexer(self, lexer_conf: Any) -> None:
         terminals = {t.name: t for t in lexer_conf.terminals}
         ignore = [terminals[name] for name in lexer_conf.ignore]
         literals = [t for t in terminals.values() if isinstance(t.pattern, PatternStr)]
         regexes = sorted((t for t in terminals.values() if t not in literals and t.name not in lexer_conf.ignore),
                          key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name))
-        if sorted(t.name for t in regexes) != sorted(self._REGEX_TERMINALS) or \
+        if sorted(t.name for t in regexes) != sorted(_VALUE_TERMINALS + ("_NEWLINE",)) or \
                 any(len(t.pattern.value) != 1 for t in literals):
-            raise RuntimeError("grammar.lark terminals changed: update syntax._FastLexer")
+            raise RuntimeError("grammar.lark terminals changed: update syntax._FastParser")
         for terminal in terminals.values():
             if re.compile(terminal.pattern.to_regexp()).groups:
                 raise RuntimeError(f"grammar.lark terminal {terminal.name} has a capturing group")
+        # Newlines are lexed with the white space before each token: inside brackets (almost
+        # every newline of a mapping) they are white space anyway, and at top level a run of
+        # _NEWLINEs is a run of `_sep`s, which the grammar accepts wherever it accepts one and
+        # which builds nothing -- so "a newline came before this token" is all the parser
+        # needs, and a sixth of all regex matches disappear.
         # Literals first: no regex terminal can start with a punctuation character, so this
         # order matches the same token as lark's.  Every position matches something (a token,
         # any other character as an error, or the end of the text), so findall can never
         # silently step over text -- e.g. resume inside a trailing comment.
-        skip = "(?:" + "|".join(t.pattern.to_regexp() for t in ignore) + ")"
-        skip += "*+" if sys.version_info >= (3, 11) else "*"
-        tokens = "|".join([t.pattern.to_regexp() for t in literals] + [t.pattern.to_regexp() for t in regexes])
-        self._scan = re.compile(f"({skip})(?:({tokens})|([\\s\\S])|\\Z)").findall
-        self._literals = {t.pattern.value: str.__new__(_bare_class(t.name), t.pattern.value) for t in literals}
-        self._openers = {t.pattern.value for t in literals if t.name in _OPENERS}
-        self._closers = {t.pattern.value for t in literals if t.name in _CLOSERS}
-        self._string, self._number = _bare_class("STRING"), _bare_class("NUMBER")
-        self._newline = str.__new__(_bare_class("_NEWLINE"), "\n")
+        newline = terminals["_NEWLINE"].pattern.to_regexp()
+        if newline != _NEWLINE_ONCE + "+":
+            raise RuntimeError("grammar.lark _NEWLINE changed: update syntax._NEWLINE_ONCE")
+        ignored = "|".join(t.pattern.to_regexp() for t in ignore)
+        possessive = "*+" if sys.version_info >= (3, 11) else "*"
+        skip = f"(?:{ignored}|{_NEWLINE_ONCE}){possessive}"  # one newline per turn: no nested repeat
+        tokens = "|".join([t.pattern.to_regexp() for t in literals] +
+                          [t.pattern.to_regexp() for t in regexes if t.name != "_NEWLINE"])
+        self._scan = re.compile(f"({skip}(?:({tokens})|([\\s\\S])|\\Z))").findall
+        # Whether skipped text holds a _NEWLINE token: the ignored tokens, lexed greedily with
+        # no backtracking (the look-ahead is atomic), then a newline.  Backtracking could end
+        # a comment early and read "# a \\" + newline as a line continuation.
+        self._newline_in = re.compile(f"(?=((?:{ignored})*))\\1{newline}").match
+        self._literals = {t.pattern.value: t.name for t in literals}
+        self._openers = frozenset(t.pattern.value for t in literals if t.name in _OPENERS)
+        self._closers = frozenset(t.pattern.value for t in literals if t.name in _CLOSERS)
 
-    def lex(self, text: str) -> list[Token]:
+    def _init_table(self, reference: Lark, transformer: Transformer) -> None:
+        table = reference.parser.parser.parser.parse_table  # ParsingFrontend > LALR_Parser > _Parser
+        self._start = table.start_states["start"]
+        self._end = table.end_states["start"]
+        for name in reference.lexer_conf.terminals:
+            if callable(getattr(transformer, name.name, None)):
+                raise RuntimeError(f"{type(transformer).__name__} has a terminal callback {name.name}")
+        rules: dict[Any, int] = {}
+        self._rules: list[tuple[int, int, str, Any]] = []
+        self._table: list[dict[str, int]] = [{} for _ in range(max(table.states) + 1)]
+        for state, actions in table.states.items():
+            for symbol, (action, arg) in actions.items():
+                symbol = str.__str__(symbol)  # lark keeps some names as Tokens, slow dict keys
+                if action.name == "Shift":
+                    self._table[state][symbol] = arg
+                    continue
+                if arg not in rules:
+                    rules[arg] = len(self._rules)
+                    self._rules.append(_rule_plan(arg, transformer))
+                self._table[state][symbol] = ~rules[arg]
+
+    def parse(self, text: str) -> Any:
         literals, openers, closers = self._literals, self._openers, self._closers
-        string, number, newline, new = self._string, self._number, self._newline, str.__new__
-        out: list[Token] = []
-        append = out.append
+        table, rules, newline_in = self._table, self._rules, self._newline_in
+        state = self._start
+        states, values = [state], []
         depth = pos = 0
         line, line_pos = 1, 0  # line number at line_pos, advanced lazily for NAME tokens
-        for skipped, token, error in self._scan(text):
-            if not token:
-                if error:
-                    raise _FastPathRefused(pos + len(skipped))
-                break  # the end of the text (after any trailing white space or comment)
-            start = pos + len(skipped)
-            pos = start + len(token)
-            literal = literals.get(token)
-            if literal is not None:
+        for matched, token, error in self._scan(text):
+            pos += len(matched)  # the end of this token
+            if not depth and newline_in(matched, 0, len(matched) - len(token)):
+                state = self._feed(states, values, "_NEWLINE")
+            kind = literals.get(token)
+            if kind is not None:
+                value = None
                 if token in openers:
                     depth += 1
-                elif token in closers and depth:
-                    depth -= 1
-                append(literal)
-                continue
-            first = token[0]
-            if first in "'\"":
-                append(new(string, token))
-            elif first in "\r\n":
-                if not depth:
-                    append(newline)
-            elif first in "0123456789.":
-                append(new(number, token))
-            elif token[-1] in "'\"":
-                append(new(string, token))  # a prefixed string such as r'...'
+                elif token in closers:
+                    depth -= 1  # never below 0: an unmatched closer has no action below
+            elif not token:
+                if error:
+                    raise _FastPathRefused(f"unexpected character before {pos}")
+                break  # the end of the text (after any trailing white space or comment)
             else:
-                line += text.count("\n", line_pos, start)
-                line_pos = start
-                append(Token("NAME", token, start, line, start - text.rfind("\n", 0, start)))
-        return out
+                first = token[0]
+                if first in "'\"":
+                    kind, value = "STRING", token
+                elif first in "0123456789.":
+                    kind, value = "NUMBER", token
+                elif token[-1] in "'\"":
+                    kind, value = "STRING", token  # a prefixed string such as r'...'
+                else:
+                    start = pos - len(token)
+                    line += text.count("\n", line_pos, start)
+                    line_pos = start
+                    kind, value = "NAME", Token("NAME", token, start, line, start - text.rfind("\n", 0, start))
+            while True:
+                try:
+                    action = table[state][kind]
+                except KeyError:
+                    raise _FastPathRefused(f"unexpected {kind} before {pos}") from None
+                if action >= 0:  # shift
+                    state = action
+                    states.append(state)
+                    if value is not None:
+                        values.append(value)
+                    break
+                size, count, origin, reduce = rules[~action]
+                if size == 1 and count == 1:  # most reductions: one value in, one out
+                    values[-1] = reduce(values[-1:])
+                    state = states[-1] = table[states[-2]][origin]
+                    continue
+                if count:
+                    children = values[-count:]
+                    del values[-count:]
+                else:
+                    children = []
+                if size:
+                    del states[-size:]
+                values.append(reduce(children))
+                state = table[states[-1]][origin]
+                states.append(state)
+        return self._feed(states, values, "$END")
+
+    def _feed(self, states: list[int], values: list[Any], kind: str) -> Any:
+        """Feed one token without a value (a top-level _NEWLINE or the end of the text): the
+        same steps as the loop in ``parse``, which keeps its own copy for speed.  Returns the
+        new state, or the parse result once ``$END`` reaches the end state."""
+        table, rules = self._table, self._rules
+        while True:
+            action = table[states[-1]].get(kind)
+            if action is None or (action >= 0 and kind == "$END"):
+                raise _FastPathRefused(f"unexpected {kind}")
+            if action >= 0:
+                states.append(action)
+                return action
+            size, count, origin, reduce = rules[~action]
+            if count:
+                children = values[-count:]
+                del values[-count:]
+            else:
+                children = []
+            if size:
+                del states[-size:]
+            values.append(reduce(children))
+            state = table[states[-1]][origin]
+            if kind == "$END" and state == self._end:
+                return values[-1]
+            states.append(state)
 
 
-class _FastPathRefused(Exception):
-    """Internal: the fast lexer met text it does not handle; the reference path decides."""
+def _rule_plan(rule: Any, transformer: Transformer) -> tuple[int, int, str, Any]:
+    """(symbols to pop, values to pop, the rule's name, children -> value) for one rule.
+
+    Mirrors lark's ParseTreeBuilder for an inline transformer (LALR, maybe_placeholders):
+    filtered terminals carry no value, a ``_name`` rule's children are spliced into its
+    parent, ``[x]`` leaves None where x is absent, ``?rule`` without an alias passes a lone
+    child through, and everything else is the transformer method of the alias or rule name.
+    """
+    options = rule.options
+    if options.keep_all_tokens:
+        raise RuntimeError(f"grammar.lark rule {rule.origin.name} keeps all tokens: update syntax._FastParser")
+    for symbol in rule.expansion:
+        if symbol.is_term and symbol.filter_out == (symbol.name in _VALUE_TERMINALS):
+            raise RuntimeError(f"grammar.lark terminal {symbol.name} in rule {rule.origin.name}: "
+                               "update syntax._FastParser")
+    kept = [symbol for symbol in rule.expansion if not (symbol.is_term and symbol.filter_out)]
+    # How many None placeholders go before each kept child, and after the last one.
+    nones = [0] * (len(kept) + 1)
+    if options.empty_indices:
+        slot = 0
+        symbols = iter(rule.expansion)
+        for empty in options.empty_indices:
+            if empty:
+                nones[slot] += 1
+            else:
+                symbol = next(symbols)
+                if not (symbol.is_term and symbol.filter_out):
+                    slot += 1
+    splice = [not symbol.is_term and symbol.name.startswith("_") for symbol in kept]
+    name = str.__str__(rule.origin.name)
+    if name.startswith("_"):
+        method = None  # spliced into the parent: the children list is the value
+        if callable(getattr(transformer, name, None)):
+            raise RuntimeError(f"{type(transformer).__name__}.{name}: a _rule cannot have a callback")
+    else:
+        method = getattr(transformer, rule.alias or options.template_source or name, None)
+        if method is None or getattr(method, "visit_wrapper", None) is not None:
+            raise RuntimeError(f"{type(transformer).__name__} has no plain method for rule {name}")
+    if options.expand1 and not rule.alias:
+        if method is None:
+            raise RuntimeError(f"grammar.lark rule ?{name}: update syntax._FastParser")
+        build = method
+
+        def method(children: list[Any]) -> Any:
+            return children[0] if len(children) == 1 else build(children)
+    return len(rule.expansion), len(kept), name, _reducer(splice, nones, method)
+
+
+def _reducer(splice: list[bool], nones: list[int], method: Any) -> Any:
+    if not any(splice) and not any(nones):
+        return method if method is not None else _same  # the children are the value's children
+    if splice == [True, False] and not any(nones) and method is None:
+        return _append  # left recursion: `_list: _list "," item`
+    plan = list(zip(nones, splice))
+    trailing = nones[-1]
+
+    def reduce(children: list[Any]) -> Any:
+        filtered: list[Any] = []
+        for (placeholders, spliced), child in zip(plan, children):
+            if placeholders:
+                filtered += [None] * placeholders
+            if spliced:
+                filtered += child
+            else:
+                filtered.append(child)
+        if trailing:
+            filtered += [None] * trailing
+        return filtered if method is None else method(filtered)
+
+    return reduce
+
+
+def _same(children: list[Any]) -> list[Any]:
+    return children
+
+
+def _append(children: list[Any]) -> list[Any]:
+    spliced, item = children
+    spliced.append(item)  # safe: an LALR value is used exactly once
+    return spliced
 
 
 @functools.lru_cache(maxsize=1)
-def _fast_parser() -> Lark:
-    """The same LALR tables fed by ``_FastLexer``; values are built inline."""
-    return Lark(_grammar(), parser="lalr", lexer=_FastLexer, maybe_placeholders=True, transformer=_ToLiterals())
+def _fast_parser() -> _FastParser:
+    """The reference parser's LALR table, driven by ``_FastParser``; values are built inline."""
+    return _FastParser(_parser(False), _ToLiterals())
 
 
 def _describe(exc: UnexpectedInput, text: str) -> str:
