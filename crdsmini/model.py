@@ -260,7 +260,15 @@ class ReferenceMapping(Mapping_):
             required.extend(level)
         if switch != "NONE":
             required.append(switch)
-        required.extend(self.header.get("extra_keys", ()) or ())
+        extra = self.header.get("extra_keys", ()) or ()
+        if not isinstance(extra, (tuple, list)):
+            raise MappingError(f"Can't load file {name} : extra_keys should be a list or tuple of header keys",
+                               file=name, keyword="extra_keys")
+        required.extend(extra)
+        for key in required:
+            if not isinstance(key, str):
+                raise MappingError(f"Can't load file {name} : parameter {key!r} is not a header keyword name",
+                                   file=name, keyword="parkey")
         required.extend(self.plugin.extra_keys)
         self.required_parkeys: tuple[str, ...] = tuple(required)
         self._failure_is_na = str(self.header_value("reffile_required", "none")) not in ("yes", "none")

@@ -431,6 +431,8 @@ PARKEY_FORMS = [
     (("A", ("B",)), "parameters should be a list or tuple of header keys"),
     ("A", "parameters should be a list or tuple of header keys"),
     ((), "tuple index out of range"),
+    ((("A", None),), "parameter None is not a header keyword name"),          # found by the fuzz test
+    ((("A", 3),), "parameter 3 is not a header keyword name"),
 ]
 
 
@@ -464,3 +466,18 @@ def test_mapping_kind(tmp_path, filename, mapping, kind):
             load_mapping(path)
     else:
         assert load_mapping(path).kind == kind
+
+
+@pytest.mark.parametrize(("extra_keys", "fragment"), [
+    (("FLAG",), None),
+    ("FLAG", "extra_keys should be a list or tuple of header keys"),   # not four keys F, L, A, G
+    (("FLAG", None), "parameter None is not a header keyword name"),
+])
+def test_extra_keys_forms(tmp_path, extra_keys, fragment):
+    if fragment is None:
+        rmap = make_rmap(tmp_path, SELECTOR, parkey=(("A",),), extra_keys=extra_keys)
+        assert rmap.required_parkeys[-1] == "FLAG" and rmap.get_best_ref({"A": "X"}) == "x.fits"
+    else:
+        with pytest.raises(MappingError) as caught:
+            make_rmap(tmp_path, SELECTOR, parkey=(("A",),), extra_keys=extra_keys)
+        assert fragment in str(caught.value) and caught.value.file
