@@ -34,40 +34,55 @@ def _get(header: Mapping[str, Any], key: str) -> Any:
         raise MissingKeyError(repr(key), keyword=key) from None
 
 
+_EXPOSURE_TIMES: dict[str, str] = {}  # 'DATE TIME' text -> normalised (successes only)
+_EXPOSURE_TIMES_LIMIT = 65536
+
+
 def _exposure_time(header: Mapping[str, Any]) -> str:
     text = _get(header, "DATE-OBS") + " " + _get(header, "TIME-OBS")
+    when = _EXPOSURE_TIMES.get(text)
+    if when is not None:
+        return when
     try:
-        return reformat_date(text)
+        when = reformat_date(text)
     except UndefinedDateError as exc:
         raise MissingKeyError(str(exc)) from None
     except DateFormatError as exc:
         raise InvalidDateError(str(exc)) from None
+    if len(_EXPOSURE_TIMES) < _EXPOSURE_TIMES_LIMIT:
+        _EXPOSURE_TIMES[text] = when
+    return when
 
 
 def precondition_header_acs_biasfile_v1(rmap: Any, header_in: Mapping[str, Any]) -> dict:
     """Pre-SM4 exposures ignore APERTURE and pair amplifiers on wide readouts; WFC
     full-frame-corner readouts halve NUMROWS."""
     header = dict(header_in)
-    if _exposure_time(header) < _SM4:
+    before_sm4 = _exposure_time(header) < _SM4
+    if before_sm4:
         header["APERTURE"] = "N/A"
-    try:
-        numcols = int(float(_get(header, "NUMCOLS")))
-    except ValueError:
-        pass
-    else:
-        header["NUMCOLS"] = condition_value(str(numcols))
-        if _exposure_time(header) < _SM4 and numcols > _ACS_HALF_CHIP_COLUMNS:
-            if _get(header, "CCDAMP") in ("A", "D"):
-                header["CCDAMP"] = "AD"
-            elif header["CCDAMP"] in ("B", "C"):
-                header["CCDAMP"] = "BC"
-    if _get(header, "DETECTOR") == "WFC" and _get(header, "XCORNER") == "0.0" and _get(header, "YCORNER") == "0.0":
+    try:  # the first key missing, in the order they are read, is the error (as _get's)
         try:
-            numrows = int(float(_get(header, "NUMROWS"))) / 2
+            numcols = int(float(header["NUMCOLS"]))
         except ValueError:
             pass
         else:
-            header["NUMROWS"] = condition_value(str(numrows))
+            header["NUMCOLS"] = condition_value(str(numcols))
+            if before_sm4 and numcols > _ACS_HALF_CHIP_COLUMNS:
+                if header["CCDAMP"] in ("A", "D"):
+                    header["CCDAMP"] = "AD"
+                elif header["CCDAMP"] in ("B", "C"):
+                    header["CCDAMP"] = "BC"
+        if header["DETECTOR"] == "WFC" and header["XCORNER"] == "0.0" and header["YCORNER"] == "0.0":
+            try:
+                numrows = int(float(header["NUMROWS"])) / 2
+            except ValueError:
+                pass
+            else:
+                header["NUMROWS"] = condition_value(str(numrows))
+    except KeyError as exc:
+        key = exc.args[0]
+        raise MissingKeyError(repr(key), keyword=key) from None
     return header
 
 

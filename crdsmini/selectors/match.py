@@ -42,18 +42,7 @@ class _Absent:
 _ABSENT = _Absent()
 _KEY_TYPES = frozenset({str, _Absent})  # the value types a memo key may hold
 
-_SEVERAL = object()  # more than one group or row: choose_groups decides (never pickled: memos are not)
-
-
-def _single_choice(rows: tuple[MatchRow, ...], groups: tuple[tuple[int, ...], ...]) -> Any:
-    """The choice of the one best row when a single row survives alone, the error when
-    none survives, else _SEVERAL (remembered with the groups so the usual lookup skips
-    re-deriving it)."""
-    if len(groups) == 1 and len(groups[0]) == 1:
-        return rows[groups[0][0]].choice
-    if not groups:
-        return NoMatchError("No match found.")
-    return _SEVERAL
+_SEVERAL = object()  # several weight groups: find_in_groups decides (never pickled: memos are not)
 
 
 # Distinct values (per column) and value tuples (per Match node) remembered; past that a
@@ -261,8 +250,8 @@ class MatchSelector(Selector):
             for i, param in enumerate(params))
         self._merged: dict[tuple[int, ...], Selector] = {}
         self._groups: dict[tuple[str, ...], tuple[tuple[int, ...], ...]] = {}
-        # Raw header values (str, or _ABSENT) -> (the best row's choice, _SEVERAL, or the
-        # error of the missing-key rule, the pre-check or an empty match; and the groups).
+        # Raw header values (str, or _ABSENT) -> (_single_target's answer: a choice, a
+        # merged selector, an error or _SEVERAL; and the weight groups).
         self._checked: dict[tuple, tuple[Any, tuple[tuple[int, ...], ...]]] = {}
         self._defaults = tuple("UNDEFINED" if column.has_na else _ABSENT for column in self.columns)
         self._absents = (_ABSENT,) * len(self.columns)
@@ -462,7 +451,7 @@ class MatchSelector(Selector):
         if groups is None:
             groups = self._group(key_tuple)
         if rememberable:
-            self._checked[values] = (_single_choice(self.rows, groups), groups)
+            self._checked[values] = (self._single_target(groups), groups)
         return self.find_in_groups(groups, header)
 
     def _precheck_error(self, values: tuple, plain: bool = False) -> CrdsminiError | None:
@@ -481,6 +470,32 @@ class MatchSelector(Selector):
                 if error is not None:
                     return error
         return None
+
+    def _single_target(self, groups: tuple[tuple[int, ...], ...]) -> Any:
+        """What ``find_in_groups`` would look at when there is one group only, remembered
+        with the groups so the usual lookup skips re-deriving it: the one best row's
+        choice, the merged selector (or tuple) of a tie, the error of an empty match or of
+        a tie that may not merge; _SEVERAL when weaker groups may be tried after a failure.
+
+        A one-group failure below the target is "No match found." either way, which is
+        what ``find`` answers for a failing target.
+        """
+        if not groups:
+            return NoMatchError("No match found.")
+        if len(groups) > 1:
+            return _SEVERAL
+        (group,) = groups
+        rows = self.rows
+        if len(group) == 1:
+            return rows[group[0]].choice
+        if not self.merge_overlaps:
+            return AmbiguousMatchError("More than one match clause matched.")
+        if not isinstance(rows[group[0]].choice, Selector):
+            return tuple(rows[index].choice for index in group)
+        try:
+            return self._merged_group(group)
+        except CrdsminiError as exc:  # the tied selectors cannot merge
+            return exc
 
     def choose_groups(self, groups: tuple[tuple[int, ...], ...], header: Mapping[str, Any]) -> Any:
         """Try the weight groups in order (§6.5-6.6); ``header`` feeds the nested selectors."""
