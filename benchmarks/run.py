@@ -65,6 +65,9 @@ def child_loads(cache_dir: str | None) -> dict:
     from crdsmini.syntax import _fast_parser
     import crdsmini.observatories.hst  # noqa: F401 - imports are not load time
     import crdsmini.observatories.jwst  # noqa: F401
+    import crdsmini.selectors.match  # noqa: F401 - imported by the first selector built
+    import crdsmini.selectors.nearest  # noqa: F401
+    import crdsmini.selectors.useafter  # noqa: F401
 
     logging.disable(logging.WARNING)
     start = time.perf_counter()
@@ -431,6 +434,7 @@ def main() -> None:
               f"{_ms(all_cold)} cold / {_ms(all_warm)} warm")
 
     found = _lookup_sections(table, oracle)
+    o_ctx = oracle["context_lookup_get_best_references"]
 
     # -- bulk --------------------------------------------------------------------------------
     sizes = [10_000, 100_000] + ([] if args.quick else [1_000_000])

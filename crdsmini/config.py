@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = [
     "Config",
     "load_config",
+    "loading_settings",
     "parse_bool",
     "expand_path_text",
     "ENV_VARIABLES",
@@ -21,6 +22,7 @@ import dataclasses
 import os
 import re
 from collections.abc import Mapping
+from typing import NamedTuple
 from pathlib import Path
 
 from crdsmini.errors import ConfigurationError
@@ -210,3 +212,32 @@ def load_config(environ: Mapping[str, str] | None = None, **explicit: object) ->
 
 _PATH_VARIABLES_FIELDS = frozenset(field for field, variable in _FIELD_VARIABLES.items()
                                    if variable in _PATH_VARIABLES)
+
+
+class LoadingSettings(NamedTuple):
+    """The three settings every ``load_mapping`` call reads (see :func:`loading_settings`)."""
+
+    ignore_mapping_checksum: bool
+    parse_cache: Path | None
+    parse_cache_read_only: bool
+
+
+def loading_settings(environ: Mapping[str, str] | None = None) -> LoadingSettings:
+    """``load_config()``'s checksum and parse-cache settings alone, read at call time.
+
+    Loading a mapping needs only these; reading them without the whole configuration
+    keeps a warm (parse-cached) load from spending a tenth of its time here.  Same
+    variables, same parsing, same errors as :func:`load_config`.
+    """
+    env = os.environ if environ is None else environ
+    values = []
+    for field in ("ignore_mapping_checksum", "parse_cache", "parse_cache_read_only"):
+        variable = _FIELD_VARIABLES[field]
+        text = env.get(variable, "")
+        if not text.strip():
+            values.append(None if field == "parse_cache" else False)
+        elif field in _BOOL_FIELDS:
+            values.append(parse_bool(variable, text))
+        else:
+            values.append(Path(expand_path_text(text.strip(), env)))
+    return LoadingSettings(*values)

@@ -26,9 +26,9 @@ _HEADER_KINDS = {"pipeline": "pmap", "instrument": "imap", "reference": "rmap"}
 
 def checksums_ignored_by_environment() -> bool:
     """``CRDS_IGNORE_MAPPING_CHECKSUM`` set to a true value switches verification off."""
-    from crdsmini.config import load_config  # the one place environment variables are read
+    from crdsmini.config import loading_settings  # the one place environment variables are read
 
-    return load_config().ignore_mapping_checksum
+    return loading_settings().ignore_mapping_checksum
 
 
 def mapping_kind(path: Path, source: MappingSource | None = None) -> str:
@@ -80,8 +80,18 @@ class _TreeLoader:
         self.loaded: dict[Path, Mapping_] = {}
         self.loading: list[Path] = []  # the chain of files being loaded, to catch cycles
 
-    def load(self, path: Path) -> Mapping_:
-        path = path.resolve() if path.exists() else path
+    def load(self, path: str | Path) -> Mapping_:
+        text = os.fspath(path)
+        if not self.loading and text.endswith(".rmap"):
+            # A lone rmap names no other file: no cycle or shared file to recognise, so
+            # its path is resolved only if ever read (Mapping_.path).
+            text = os.path.abspath(text)
+            mapping = self._load(Path(text))
+            mapping.path = text
+            return mapping
+        # os.path, and one Path at the end: Path.resolve() costs more than the realpath
+        # it wraps, and this runs once per file of every (warm) load.
+        path = Path(os.path.realpath(text) if os.path.exists(text) else text)
         if path in self.loaded:
             return self.loaded[path]
         if path in self.loading:
@@ -185,12 +195,12 @@ def load_mapping(path: str | Path, *, ignore_checksum: bool = False,
     by default the folder named by ``CRDSMINI_PARSE_CACHE``, if any
     (``CRDSMINI_PARSE_CACHE_READONLY=1`` never writes there).
     """
-    from crdsmini.config import load_config  # the one place environment variables are read
+    from crdsmini.config import loading_settings  # the one place environment variables are read
 
-    config = load_config()
+    config = loading_settings()
     if cache is None and config.parse_cache is not None:
         cache = ParseCache(config.parse_cache, read_only=config.parse_cache_read_only)
-    path = Path(os.path.expanduser(str(path)))
+    path = os.path.expanduser(os.fspath(path))
     loader = _TreeLoader(ignore_checksum or config.ignore_mapping_checksum, cache)
     # Loading creates hundreds of thousands of small objects that all stay alive; the cyclic
     # collector would re-scan them again and again for nothing (a third of a cold load).
@@ -199,7 +209,8 @@ def load_mapping(path: str | Path, *, ignore_checksum: bool = False,
     try:
         return loader.load(path)
     except RecursionError:
-        raise MappingError(f"Can't load file {path.name} : mapping nested too deeply", file=path.name) from None
+        name = os.path.basename(path)
+        raise MappingError(f"Can't load file {name} : mapping nested too deeply", file=name) from None
     finally:
         if collecting:
             gc.enable()

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import logging
 import operator
+import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -157,10 +158,27 @@ class Mapping_:
     kind = "mapping"
     _required_header = ("mapping", "name", "parkey", "derived_from", "observatory")
 
+    @property
+    def path(self) -> Path | None:
+        """The file this mapping was loaded from, symlinks resolved (None: built from text).
+
+        An rmap loaded on its own is given its absolute path as text and resolves it
+        here, on first use: resolving costs a sixth of a parse-cached load, and a lone rmap
+        names no other file, so nothing in the load itself needs it.
+        """
+        path = self._path
+        if isinstance(path, str):
+            path = self._path = Path(os.path.realpath(path))
+        return path
+
+    @path.setter
+    def path(self, value: Path | str | None) -> None:
+        self._path = value
+
     def __init__(self, source: MappingSource, path: Path | None) -> None:
         self.source = source
         self.path = path
-        self.name = path.name if path is not None else source.name
+        self.name = os.path.basename(path) if path is not None else source.name
         self.header: dict[str, Any] = {key: plain_value(value) for key, value in source.header.resolved().items()}
         if "parkey" not in self.header:
             raise MappingError(f"Can't load file {self.name} : 'parkey'", file=self.name, keyword="parkey")

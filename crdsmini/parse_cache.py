@@ -70,7 +70,8 @@ def file_digest(data: bytes) -> str:
 def read_mapping_bytes(path: str | Path) -> tuple[bytes, str]:
     """The file's bytes and its text as ``checksum.read_mapping_text`` reads it (UTF-8,
     universal newlines), from one read."""
-    data = Path(path).read_bytes()
+    with open(path, "rb") as handle:
+        data = handle.read()
     text = data.decode("utf-8")
     if "\r" in text:  # universal newlines, as open(..., newline=None) reads
         text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -86,6 +87,9 @@ class _Pickler(pickle.Pickler):
         return _TEXT if obj is self._text else None
 
 
+_FOUND_CLASSES: dict[tuple[str, str], Any] = {}  # allowed (module, name) -> the object
+
+
 class _Unpickler(pickle.Unpickler):
     def __init__(self, file: Any, text: str) -> None:
         super().__init__(file)
@@ -97,8 +101,12 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
 
     def find_class(self, module: str, name: str) -> Any:
+        found = _FOUND_CLASSES.get((module, name))  # a warm load asks for the same few dozen
+        if found is not None:
+            return found
         if module.startswith(_ALLOWED_MODULES) or (module, name) in _ALLOWED_GLOBALS:
-            return super().find_class(module, name)
+            found = _FOUND_CLASSES[(module, name)] = super().find_class(module, name)
+            return found
         raise pickle.UnpicklingError(f"parse cache: {module}.{name} is not allowed")
 
 
@@ -116,9 +124,10 @@ class ParseCache:
         mode = "read-only" if self.read_only else "read-write"
         return f"ParseCache({str(self.directory)!r}, {mode})"
 
-    def _entry_path(self, digest: str, name: str) -> Path:
+    def _entry_path(self, digest: str, name: str) -> str:
         key = hashlib.sha1(f"{digest}\0{name}".encode()).hexdigest()
-        return self.directory / f"v1-{code_fingerprint()[:16]}" / key[:2] / f"{key}.pickle"
+        # Plain strings: this runs once per file of every warm load.
+        return os.path.join(str(self.directory), f"v1-{code_fingerprint()[:16]}", key[:2], f"{key}.pickle")
 
     def get(self, digest: str, name: str, text: str) -> Any | None:
         """The object stored for this file content and name, or None (a miss)."""
@@ -143,7 +152,7 @@ class ParseCache:
         """Store ``obj`` for this file content and name; False when nothing was written."""
         if self.read_only:
             return False
-        path = self._entry_path(digest, name)
+        path = Path(self._entry_path(digest, name))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             handle, temp = tempfile.mkstemp(prefix=".entry-", suffix=".tmp", dir=path.parent)

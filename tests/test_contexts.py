@@ -7,13 +7,15 @@ returned.  Every context is a real pmap -> imap -> rmap tree written to ``tmp_pa
 """
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from crdsmini import load_mapping
 from crdsmini.errors import (
     CrdsminiError, MappingError, MissingKeyError, NoMatchError, UnknownInstrumentError, UnknownReftypeError,
 )
-from mapping_factory import imap_text, make_tree, pmap_text, write_mapping
+from mapping_factory import imap_text, make_tree, pmap_text, rmap_text, write_mapping
 
 NA = "NOT FOUND n/a"
 
@@ -284,3 +286,18 @@ def test_cyclic_context_is_a_mapping_error(tmp_path):
     write_mapping(tmp_path, "tobs_inst.imap", imap_text({"dark": "tobs.pmap"}))
     with pytest.raises(MappingError):
         load_mapping(tmp_path / "tobs.pmap")
+
+
+def test_a_lone_rmap_reports_its_resolved_path_even_after_a_chdir(tmp_path, monkeypatch):
+    # A lone rmap's path is resolved lazily (loading.py); it must still be the real file,
+    # as for a context's rmaps, and not depend on the working directory at the time it is read.
+    real = tmp_path / "real"
+    real.mkdir()
+    write_mapping(real, "tobs_inst_kind.rmap", rmap_text("Match({ ('X',) : 'x.fits' })"))
+    (tmp_path / "link").symlink_to(real, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    rmap = load_mapping("link/tobs_inst_kind.rmap")
+    monkeypatch.chdir(real)
+    assert rmap.path == (real / "tobs_inst_kind.rmap").resolve()
+    assert rmap.name == "tobs_inst_kind.rmap" and rmap.get_best_ref({"A": "X"}) == "x.fits"
+    assert pickle.loads(pickle.dumps(rmap)).path == rmap.path

@@ -175,7 +175,7 @@ def test_corrupt_entries_are_misses(tmp_path):
     cache = ParseCache(tmp_path)
     load_mapping(path, ignore_checksum=True, cache=cache)
     data, _ = read_mapping_bytes(path)
-    entry = cache._entry_path(file_digest(data), path.name)
+    entry = Path(cache._entry_path(file_digest(data), path.name))
     entry.write_bytes(b"garbage")
     again = ParseCache(tmp_path)
     assert load_mapping(path, ignore_checksum=True, cache=again).name == path.name
@@ -190,7 +190,7 @@ def test_entries_refuse_foreign_classes(tmp_path):
     path = mapping_path("hst_cos_bpixtab.rmap")
     cache = ParseCache(tmp_path)
     data, text = read_mapping_bytes(path)
-    entry = cache._entry_path(file_digest(data), path.name)
+    entry = Path(cache._entry_path(file_digest(data), path.name))
     entry.parent.mkdir(parents=True)
     entry.write_bytes(pickle.dumps(("crdsmini-parse-cache-1", file_digest(data), path.name, print)))
     assert cache.get(file_digest(data), path.name, text) is None
