@@ -47,7 +47,7 @@ def client():
     cluster.close()
 
 
-@pytest.mark.parametrize("name", ["tmt_0001.pmap", "hst_golden_0002.pmap"])
+@pytest.mark.parametrize("name", ["tmt_0001.pmap", "hst_golden_0001.pmap", "hst_golden_0002.pmap"])
 def test_dask_partitions_equal_the_in_process_answer(client, name):
     import dask.dataframe as dd
     import pandas as pd
