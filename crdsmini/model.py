@@ -502,7 +502,13 @@ class ReferenceMapping(Mapping_):
         if self._screened:  # most rmaps have no omit/relevance/hooks: one test skips them
             names = self._relevance_names
             if names is not None:
-                values = _values(header, names, self._relevance_absent, self._relevance_getter)
+                getter = self._relevance_getter  # _values(), inlined: this runs for most rmaps
+                try:
+                    values = getter(header) if getter is not None and type(header) is dict else None
+                except KeyError:
+                    values = None
+                if values is None:
+                    values = tuple(map(header.get, names, self._relevance_absent))
                 relevant = self._relevance_memo.get(values)  # only _rememberable tuples are stored
                 if relevant is None:
                     relevant = self._relevant(header, space, values)
