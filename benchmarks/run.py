@@ -244,6 +244,21 @@ def lookups() -> dict:
     return {"first": first, "warm": best, "by_rmap": by_rmap, "warm_by_rmap": warm_by_rmap, "facts": facts}
 
 
+def _context_pass(context, headers: list[dict]) -> list[float]:
+    """Each header once through ``get_best_references``: seconds per header."""
+    from crdsmini.errors import CrdsminiError
+
+    times = []
+    for header in headers:
+        began = time.perf_counter()
+        try:
+            context.get_best_references(header)
+        except CrdsminiError:
+            pass
+        times.append(time.perf_counter() - began)
+    return times
+
+
 def context_calls() -> dict:
     """Each context's cases: a first pass (best of FRESH_ROUNDS fresh loads), then warm."""
     from crdsmini import load_mapping
@@ -259,28 +274,11 @@ def context_calls() -> dict:
             headers = [case["header"] for case in _jsonl(CORPUS / "contexts" / f"{name}.jsonl")]
             gc.collect()
             gc.freeze()  # as for rmap lookups
-            times = []
-            for header in headers:
-                began = time.perf_counter()
-                try:
-                    context.get_best_references(header)
-                except CrdsminiError:
-                    pass
-                times.append(time.perf_counter() - began)
+            times = _context_pass(context, headers)
             first = times if not first else [min(a, b) for a, b in zip(first, times)]
             gc.unfreeze()
         gc.freeze()
-        passes = []
-        for _ in range(3):
-            times = []
-            for header in headers:
-                began = time.perf_counter()
-                try:
-                    context.get_best_references(header)
-                except CrdsminiError:
-                    pass
-                times.append(time.perf_counter() - began)
-            passes.append(times)
+        passes = [_context_pass(context, headers) for _ in range(3)]
         warm = [min(values) for values in zip(first, *passes)]
         found[name] = {"first": first, "warm": warm}
         gc.unfreeze()

@@ -72,6 +72,14 @@ class Selector:
                 yield child
 
 
+def chosen(found: Any) -> Any:
+    """``choose``'s answer from a ``find`` answer: the choice, or the error raised (a copy:
+    ``find`` may answer a remembered, shared error object)."""
+    if isinstance(found, CrdsminiError):
+        raise found.detached()
+    return found
+
+
 def resolve_choice(choice: Any, header: Mapping[str, Any]) -> Any:
     """Descend into a nested selector, or return a terminal choice as it is."""
     return choice.choose(header) if isinstance(choice, Selector) else choice

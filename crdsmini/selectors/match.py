@@ -24,7 +24,7 @@ from crdsmini.errors import (AmbiguousMatchError, CrdsminiError, InvalidValueErr
 from crdsmini.literals import SelectorCall
 from crdsmini.matchers import (NOT_APPLICABLE, PLAIN, ElementMatcher, compile_element, is_esoteric, normalize_element,
                                plain_alternatives)
-from crdsmini.selectors.base import BuildContext, Selector, build_choice
+from crdsmini.selectors.base import BuildContext, Selector, build_choice, chosen
 
 __all__ = ["MatchRow", "MatchColumn", "MatchSelector"]
 
@@ -400,10 +400,7 @@ class MatchSelector(Selector):
         return tuple(found)
 
     def choose(self, header: Mapping[str, Any]) -> Any:
-        found = self.find(header)
-        if isinstance(found, CrdsminiError):
-            raise found.detached()
-        return found
+        return chosen(self.find(header))
 
     def find(self, header: Mapping[str, Any]) -> Any:
         # The hot path of every lookup: the parameter values in one C-level pass, then one
@@ -499,10 +496,7 @@ class MatchSelector(Selector):
 
     def choose_groups(self, groups: tuple[tuple[int, ...], ...], header: Mapping[str, Any]) -> Any:
         """Try the weight groups in order (§6.5-6.6); ``header`` feeds the nested selectors."""
-        found = self.find_in_groups(groups, header)
-        if isinstance(found, CrdsminiError):
-            raise found.detached()
-        return found
+        return chosen(self.find_in_groups(groups, header))
 
     def find_in_groups(self, groups: tuple[tuple[int, ...], ...], header: Mapping[str, Any]) -> Any:
         """``choose_groups`` answering a failure as the error object instead of raising it."""

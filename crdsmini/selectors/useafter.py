@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from crdsmini.errors import CrdsminiError, InvalidVersionError, MappingError, MissingKeyError, NoSelectionError
 from crdsmini.literals import SelectorCall
-from crdsmini.selectors.base import (BuildContext, Selector, build_choice, float32, resolve_choice,
+from crdsmini.selectors.base import (BuildContext, Selector, build_choice, chosen, float32, resolve_choice,
                                      string_keyed_choices)
 from crdsmini.timestamps import DateFormatError, canonical_pair, dataset_time, parse_datetime
 
@@ -103,10 +103,7 @@ class UseAfterSelector(_Sequential):
         return cls(context.params(depth), keys, choices)
 
     def choose(self, header: Mapping[str, Any]) -> Any:
-        found = self.find(header)
-        if isinstance(found, CrdsminiError):
-            raise found.detached()
-        return found
+        return chosen(self.find(header))
 
     def find(self, header: Mapping[str, Any]) -> Any:
         # The usual (DATE, TIME) pair of strings: its normalised time is one probe of the
