@@ -710,7 +710,8 @@ class InstrumentContext(Mapping_):
     def select_references(self, header: Mapping[str, Any], include: Iterable[str] | None = None) -> dict[str, Any]:
         """Per filekind: the answer, or the crdsmini error that CRDS would turn into a string.
 
-        OMIT types are absent; N/A types map to "NOT FOUND n/a".
+        OMIT types are absent; N/A types map to "NOT FOUND n/a".  An error may be one the
+        rules remember and share between lookups: to raise it, raise ``error.detached()``.
         """
         return self._selected(header, include, _as_error)
 
@@ -829,7 +830,8 @@ class PipelineContext(Mapping_):
         return tuple(dict.fromkeys((self.instrument_key,) + imap.required_parkeys()))
 
     def select_references(self, header: Mapping[str, Any], include: Iterable[str] | None = None) -> dict[str, Any]:
-        """Per filekind answer or error; a missing/unknown instrument raises."""
+        """Per filekind answer or error (see InstrumentContext.select_references); a
+        missing/unknown instrument raises."""
         return self.get_imap(self.get_instrument(header)).select_references(header, include)
 
     def get_best_references(self, header: Mapping[str, Any], include: Iterable[str] | None = None) -> dict[str, Any]:
