@@ -176,9 +176,12 @@ FRESH_ROUNDS = 5  # first-pass figures: per case, the best of this many fresh ro
 
 def _fresh_start() -> None:
     """Forget every process-wide memo, as a new process would start."""
+    from crdsmini.conditioning import _condition_text
+    from crdsmini.observatories import hst
     from crdsmini.selectors import useafter
-    useafter._PAIR_TIMES.clear()
-    useafter._PAIR_ERRORS.clear()
+    for table in (useafter._PAIR_TIMES, useafter._PAIR_ERRORS, useafter._ABSENT_ERRORS, hst._EXPOSURE_TIMES):
+        table.clear()
+    _condition_text.cache_clear()
 
 
 def _rmap_work() -> list:

@@ -45,6 +45,23 @@ def _pair_time(params: tuple[str, ...], pair: tuple[str, str]) -> Any:
     return when
 
 
+_ABSENT_ERRORS: dict[str, MissingKeyError] = {}  # parameter name -> its (shared) error
+
+
+def _absent_parameter_error(header: Mapping[str, Any], params: tuple[str, ...], values: tuple) -> Any:
+    """``dataset_time``'s error when a parameter is absent from the header (it looks every
+    parameter up before checking any value, so the first absent one is the error), or None.
+    One shared error object per name: a header without its date is a common failure."""
+    for name, value in zip(params, values):
+        if value is None and name not in header:
+            error = _ABSENT_ERRORS.get(name)
+            if error is None:
+                error = _ABSENT_ERRORS[name] = MissingKeyError(
+                    f"UseAfter required lookup parameter '{name}' is undefined.", keyword=name)
+            return error
+    return None
+
+
 def _merge_sorted(kind: str, selectors: list["_Sequential"], max_of_equal) -> tuple[list, list]:
     """Union of the keys of several selectors; on an equal key keep the greater choice."""
     merged = dict(zip(selectors[0].keys, selectors[0].choices))
@@ -123,6 +140,9 @@ class UseAfterSelector(_Sequential):
                     return NoSelectionError(f"No selection <= {when!r}")
                 choice = self.choices[index]
                 return choice.find(header) if isinstance(choice, Selector) else choice
+            absent = _absent_parameter_error(header, params, (date, time))
+            if absent is not None:
+                return absent
         try:
             choice = self._choice(dataset_time(header, params, "UseAfter"))
         except CrdsminiError as exc:
