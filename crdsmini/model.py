@@ -95,6 +95,8 @@ def _values(header: Mapping[str, Any], names: tuple[str, ...], absent: tuple, ge
     A plain dict with every name goes through ``getter`` (3-4x faster than map(get));
     ``dict`` subclasses may define ``__missing__``, so they take ``get`` like any mapping.
     """
+    if len(names) == 1:
+        return (header.get(names[0], absent[0]),)
     if getter is not None and type(header) is dict:
         try:
             return getter(header)
@@ -502,13 +504,16 @@ class ReferenceMapping(Mapping_):
         if self._screened:  # most rmaps have no omit/relevance/hooks: one test skips them
             names = self._relevance_names
             if names is not None:
-                getter = self._relevance_getter  # _values(), inlined: this runs for most rmaps
-                try:
-                    values = getter(header) if getter is not None and type(header) is dict else None
-                except KeyError:
-                    values = None
-                if values is None:
-                    values = tuple(map(header.get, names, self._relevance_absent))
+                if len(names) == 1:  # the usual case ('DETECTOR',): one probe
+                    values = (header.get(names[0], _MISSING),)
+                else:  # _values(), inlined: this runs for most rmaps
+                    getter = self._relevance_getter
+                    try:
+                        values = getter(header) if getter is not None and type(header) is dict else None
+                    except KeyError:
+                        values = None
+                    if values is None:
+                        values = tuple(map(header.get, names, self._relevance_absent))
                 relevant = self._relevance_memo.get(values)  # only _rememberable tuples are stored
                 if relevant is None:
                     relevant = self._relevant(header, space, values)

@@ -512,3 +512,20 @@ def _frames(traceback):
     while traceback is not None:
         yield traceback
         traceback = traceback.tb_next
+
+
+@pytest.mark.parametrize("field", ["rmap_relevance", "parkey_relevance"])
+@pytest.mark.parametrize("names", [0, 1, 2])
+def test_relevance_over_zero_one_or_two_header_keys(tmp_path, field, names):
+    # The memo key of a relevance verdict is built three ways (one key, several keys, none).
+    expression = ['(1 == 1)', '(DET != "Z")', '(DET != "Z" and FLAG != "Z")'][names]
+    extra = {field: expression} if field == "rmap_relevance" else {field: {"det": expression}}
+    rmap = make_rmap(tmp_path, "Match({ ('A',) : 'a.fits', ('N/A',) : 'na.fits' })", parkey=(("DET",),),
+                     extra_keys=("FLAG",), **extra)
+    for _ in range(2):  # computed, then remembered
+        assert rmap.get_best_ref({"DET": "A", "FLAG": "Y"}) == "a.fits"
+        assert rmap.get_best_ref(_Header({"DET": "A", "FLAG": "Y"})) == "a.fits"
+
+
+class _Header(dict):
+    """A dict subclass: takes the header.get path (it might define __missing__)."""

@@ -412,6 +412,8 @@ class MatchSelector(Selector):
                 values = getter(header)
             except KeyError:  # a missing key: its default
                 values = tuple(map(header.get, self.params, self._defaults))
+        elif len(self.params) == 1:
+            values = (header.get(self.params[0], self._defaults[0]),)
         else:
             values = tuple(map(header.get, self.params, self._defaults))
         # Only tuples of strings and _ABSENT are stored, so no other value (1 == 1.0 ==
