@@ -425,6 +425,8 @@ class MatchSelector(Selector):
         if found is None:
             return self._find_checked(header, values)
         target, groups = found
+        if type(target) is str:  # a file name right below this level
+            return target
         if target is _SEVERAL:
             return self.find_in_groups(groups, header)
         if not isinstance(target, Selector):  # find_in_groups' usual case, inlined

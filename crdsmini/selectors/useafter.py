@@ -5,7 +5,7 @@ These are the only selectors that merge when Match rows tie (rules-language §6.
 """
 from __future__ import annotations
 
-import bisect
+from bisect import bisect_right
 import re
 from typing import Any, Mapping
 
@@ -135,10 +135,12 @@ class UseAfterSelector(_Sequential):
                     when = _pair_time(params, pair)
                     if type(when) is not str:
                         return when
-                index = bisect.bisect_right(self.keys, when) - 1
+                index = bisect_right(self.keys, when) - 1
                 if index < 0:
                     return NoSelectionError(f"No selection <= {when!r}")
                 choice = self.choices[index]
+                if type(choice) is str:  # the usual answer: a file name
+                    return choice
                 return choice.find(header) if isinstance(choice, Selector) else choice
             absent = _absent_parameter_error(header, params, (date, time))
             if absent is not None:
@@ -151,7 +153,7 @@ class UseAfterSelector(_Sequential):
 
     def _choice(self, when: str) -> Any:
         """The choice of the greatest date <= ``when``; raises NoSelectionError."""
-        index = bisect.bisect_right(self.keys, when) - 1
+        index = bisect_right(self.keys, when) - 1
         if index < 0:
             raise NoSelectionError(f"No selection <= {when!r}")
         return self.choices[index]
@@ -159,7 +161,7 @@ class UseAfterSelector(_Sequential):
     def neighbours(self, header: Mapping[str, Any]) -> tuple[str, int]:
         """The dataset time and the index of the chosen date (-1: none), for ``explain``."""
         when = dataset_time(header, self.params, "UseAfter")
-        return when, bisect.bisect_right(self.keys, when) - 1
+        return when, bisect_right(self.keys, when) - 1
 
 
 _VERSION = re.compile(r"^(\d{1,8}(\.\d{1,8}(\.\d{1,8})?)?)[A-Za-z0-9_+\-.]{0,128}$")
@@ -205,7 +207,7 @@ class VersionAfterSelector(_Sequential):
         version = parse_version(text)
         if version is None:
             raise InvalidVersionError(f"Invalid version string {text!r}")
-        index = bisect.bisect_right(self.keys, version) - 1
+        index = bisect_right(self.keys, version) - 1
         if index < 0:
             raise NoSelectionError(f"No selection <= {version!r}")
         return resolve_choice(self.choices[index], header)
