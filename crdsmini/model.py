@@ -488,12 +488,6 @@ class ReferenceMapping(Mapping_):
                 raise OtherError(str(exc)) from exc
         return self.map_irrelevant_parkeys_to_na(header)
 
-    def _lookup(self, header: Mapping[str, Any], space: dict[str, Any] | None = None) -> Any:
-        found = self.apply_rules(header, space)
-        if type(found) is _Failure:
-            return self.recover(found)
-        return found
-
     def apply_rules(self, header: Mapping[str, Any], space: dict[str, Any] | None = None) -> Any:
         """Omit, relevance, preprocessing and the selector (rules-language §4 steps 1-5).
 

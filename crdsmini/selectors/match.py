@@ -149,11 +149,6 @@ class MatchColumn:
                 zeros |= 1 << row
         return ones, zeros
 
-    def scores(self, value: str) -> dict[int, int]:
-        """Surviving rows of this column for ``value`` with their score (1 or 0)."""
-        ones, zeros = self.bits(value)
-        return {row: 1 if ones >> row & 1 else 0 for row in _rows_of(ones | zeros)}
-
     def precheck(self, value: Any) -> None:
         """The valid-value check of §6.3; raises InvalidValueError."""
         if value in self.valid or self.accept_all:
@@ -322,15 +317,11 @@ class MatchSelector(Selector):
         ranked.sort(key=lambda pair: (-pair[1], pair[0]))
         return ranked
 
-    def weight_groups(self, values: list[Any] | tuple[Any, ...]) -> tuple[tuple[int, ...], ...]:
-        """The surviving rows for already pre-checked ``values``, grouped by equal weight,
-        best weight first (rows in stored order within a group); remembered per value tuple."""
-        key = tuple(value if type(value) is str else str(value) for value in values)
-        groups = self._groups.get(key)
-        return self._group(key) if groups is None else groups
-
     def _group(self, key: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
-        groups = self._grouped(key) if self.columns else self._grouped_ranked(key)
+        if self.columns:
+            groups = self._grouped(key)
+        else:  # a Match without parameters: every row, all of weight 0
+            groups = (tuple(range(len(self.rows))),) if self.rows else ()
         if len(self._groups) < _MEMO_LIMIT:
             self._groups[key] = groups
         return groups
@@ -385,20 +376,6 @@ class MatchSelector(Selector):
                     break
         return tuple(found)
 
-    def _grouped_ranked(self, key: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
-        """Weight groups from ``_ranked`` (the column-less Match: every row, weight 0)."""
-        ranked = self._ranked(key)
-        found: list[tuple[int, ...]] = []
-        start = 0
-        while start < len(ranked):
-            score = ranked[start][1]
-            end = start
-            while end < len(ranked) and ranked[end][1] == score:
-                end += 1
-            found.append(tuple(index for index, _ in ranked[start:end]))
-            start = end
-        return tuple(found)
-
     def choose(self, header: Mapping[str, Any]) -> Any:
         return chosen(self.find(header))
 
@@ -429,7 +406,7 @@ class MatchSelector(Selector):
             return target
         if target is _SEVERAL:
             return self.find_in_groups(groups, header)
-        if not isinstance(target, Selector):  # find_in_groups' usual case, inlined
+        if not isinstance(target, Selector):  # a tuple of tied files, or a remembered error
             return target
         found = target.find(header)
         if isinstance(found, LookupFailure):
@@ -437,8 +414,8 @@ class MatchSelector(Selector):
         return found
 
     def _find_checked(self, header: Mapping[str, Any], values: tuple) -> Any:
-        # The missing-key rule, the pre-check and weight_groups, inlined; a failure of
-        # these is a function of the values alone, so it is remembered like a choice.
+        # The missing-key rule, the pre-check and the weight groups; a failure of these is
+        # a function of the values alone, so it is remembered like a choice.
         plain = _KEY_TYPES.issuperset(map(type, values))
         rememberable = plain and len(self._checked) < _MEMO_LIMIT
         error = self._precheck_error(values, plain)
@@ -498,21 +475,10 @@ class MatchSelector(Selector):
         except CrdsminiError as exc:  # the tied selectors cannot merge
             return exc
 
-    def choose_groups(self, groups: tuple[tuple[int, ...], ...], header: Mapping[str, Any]) -> Any:
-        """Try the weight groups in order (§6.5-6.6); ``header`` feeds the nested selectors."""
-        return chosen(self.find_in_groups(groups, header))
-
     def find_in_groups(self, groups: tuple[tuple[int, ...], ...], header: Mapping[str, Any]) -> Any:
-        """``choose_groups`` answering a failure as the error object instead of raising it."""
+        """Try the weight groups in order (§6.5-6.6); ``header`` feeds the nested selectors.
+        A failure is answered as the error object, not raised."""
         rows = self.rows
-        if len(groups) == 1 and len(groups[0]) == 1:  # the usual case: one row matches best
-            target = rows[groups[0][0]].choice
-            if not isinstance(target, Selector):
-                return target
-            found = target.find(header)
-            if isinstance(found, LookupFailure):
-                return NoMatchError("No match found.")
-            return found
         for group in groups:
             if len(group) > 1:
                 if not self.merge_overlaps:
