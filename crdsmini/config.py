@@ -195,19 +195,27 @@ def load_config(environ: Mapping[str, str] | None = None, **explicit: object) ->
                 value = parse_bool(field, given)
             values[field] = value
             continue
-        text = env.get(variable, "")
-        if not text.strip():
-            continue
-        sources[field] = variable
-        if field in _BOOL_FIELDS:
-            values[field] = parse_bool(variable, text)
-        elif variable in _PATH_VARIABLES:
-            values[field] = Path(expand_path_text(text.strip(), env))
-        elif field == "context":
-            values[field] = expand_path_text(text.strip(), env)
-        else:
-            values[field] = text.strip()
+        value = _from_environment(field, env)
+        if value is not None:
+            values[field] = value
+            sources[field] = variable
     return Config(sources=sources, **values)  # type: ignore[arg-type]
+
+
+def _from_environment(field: str, env: Mapping[str, str]) -> object | None:
+    """The value of ``field``'s variable in ``env``, parsed; None when unset or empty (as
+    in CRDS).  Raises ConfigurationError for an invalid boolean."""
+    variable = _FIELD_VARIABLES[field]
+    text = env.get(variable, "")
+    if not text.strip():
+        return None
+    if field in _BOOL_FIELDS:
+        return parse_bool(variable, text)
+    if variable in _PATH_VARIABLES:
+        return Path(expand_path_text(text.strip(), env))
+    if field == "context":
+        return expand_path_text(text.strip(), env)
+    return text.strip()
 
 
 _PATH_VARIABLES_FIELDS = frozenset(field for field, variable in _FIELD_VARIABLES.items()
@@ -230,14 +238,6 @@ def loading_settings(environ: Mapping[str, str] | None = None) -> LoadingSetting
     variables, same parsing, same errors as :func:`load_config`.
     """
     env = os.environ if environ is None else environ
-    values = []
-    for field in ("ignore_mapping_checksum", "parse_cache", "parse_cache_read_only"):
-        variable = _FIELD_VARIABLES[field]
-        text = env.get(variable, "")
-        if not text.strip():
-            values.append(None if field == "parse_cache" else False)
-        elif field in _BOOL_FIELDS:
-            values.append(parse_bool(variable, text))
-        else:
-            values.append(Path(expand_path_text(text.strip(), env)))
-    return LoadingSettings(*values)
+    return LoadingSettings(ignore_mapping_checksum=bool(_from_environment("ignore_mapping_checksum", env)),
+                           parse_cache=_from_environment("parse_cache", env),  # type: ignore[arg-type]
+                           parse_cache_read_only=bool(_from_environment("parse_cache_read_only", env)))

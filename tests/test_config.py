@@ -109,3 +109,22 @@ def test_config_is_immutable():
     config = load_config({})
     with pytest.raises(Exception):
         config.crds_path = Path("/x")  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("environ", [
+    {},
+    {"CRDS_IGNORE_MAPPING_CHECKSUM": "1", "CRDSMINI_PARSE_CACHE": "~/pc", "CRDSMINI_PARSE_CACHE_READONLY": "T"},
+    {"CRDS_IGNORE_MAPPING_CHECKSUM": "false", "CRDSMINI_PARSE_CACHE": "  ", "HOME": "/h"},
+    {"CRDSMINI_PARSE_CACHE": "$HOME/pc/", "HOME": "/h"},
+])
+def test_loading_settings_are_load_configs(environ):
+    from crdsmini.config import loading_settings
+    settings, config = loading_settings(environ), load_config(environ)
+    assert settings == (config.ignore_mapping_checksum, config.parse_cache, config.parse_cache_read_only)
+
+
+def test_loading_settings_refuse_a_bad_boolean_like_load_config():
+    from crdsmini.config import loading_settings
+    for read in (loading_settings, load_config):
+        with pytest.raises(ConfigurationError):
+            read({"CRDSMINI_PARSE_CACHE_READONLY": "maybe"})
