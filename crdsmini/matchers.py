@@ -21,13 +21,15 @@ __all__ = [
     "normalize_element",
     "is_esoteric",
     "compile_element",
-    "plain_alternatives",
+    "ALTERNATIVES",
+    "alternatives",
 ]
 
 Matcher = Callable[[str], int]
 
 PLAIN = "plain"            # rule 9: equality; indexed by a dict at lookup
 NOT_APPLICABLE = "n/a"     # rule 7: always 0
+ALTERNATIVES = "alternatives"  # rule 8 without glob characters ('A|B'): equality with any part
 COMPLEX = "complex"        # every other rule: call the function
 
 _INEQUALITY = re.compile(r"^([><]=?)\s*([-+]?[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?)")
@@ -46,6 +48,16 @@ class ElementMatcher:
 
 def _split_alternatives(text: str) -> list[str]:
     return [part.strip() for part in text.split("|") if part.strip()]
+
+
+def alternatives(element: str) -> tuple[str, ...]:
+    """The strings an ALTERNATIVES element (``'A|B'``) equals.
+
+    Its matcher scores 1 for exactly these (and for '*' and for its own regex text, the
+    pre-step, which starts with ``(?:``), 0 for 'N/A' and -1 otherwise, so a Match column
+    indexes it in its equality dict instead of running the regex.
+    """
+    return tuple(_split_alternatives(element))
 
 
 def _esoteric_for_normalization(text: str) -> bool:
@@ -124,17 +136,17 @@ def _alternatives_regex(element: str) -> str:
     return "|".join(f"(?:{fnmatch.translate(part)})" for part in _split_alternatives(element)) or r"(?!)"
 
 
-def _glob_matcher(element: str) -> Matcher:
+def _glob_matcher(element: str, compile_now: bool) -> Matcher:
     """The matcher of an ``A|B*`` element.
 
-    Elements that are plain alternatives (no glob character) are answered by Match columns
+    Plain alternatives (no glob character, kind ALTERNATIVES) are answered by Match columns
     from their equality index, so their regex is built only if this function is ever
     asked about a value other than '*' or 'N/A' (explain, or a value starting '(?:'):
-    fnmatch and re.compile stay out of load time.  Real globs compile at once, so that no
-    lookup pays for it.  A race only builds the same regex twice.
+    fnmatch and re.compile stay out of load time.  Real globs (``compile_now``) compile at
+    once, so that no lookup pays for it.  A race only builds the same regex twice.
     """
     built: list[Any] = []
-    if _GLOB_CHARACTERS.search(element):
+    if compile_now:
         text = _alternatives_regex(element)
         built[:] = (text, re.compile(text).match)
 
@@ -154,24 +166,6 @@ def _glob_matcher(element: str) -> Matcher:
 
 
 _GLOB_CHARACTERS = re.compile(r"[*?\[]")
-
-
-def plain_alternatives(element: str) -> tuple[str, ...] | None:
-    """The strings an ``'A|B'`` element equals, when none holds a glob character; else None.
-
-    Such an element's matcher scores 1 for exactly these strings (and for '*' and for its
-    own regex text, the pre-step, which starts with ``(?:``), 0 for 'N/A' and -1 otherwise,
-    so a Match column can index it in its equality dict instead of running the regex.  The dispatch is
-    compile_element's: only elements that reach its glob branch qualify.
-    """
-    upper = element.upper()
-    if ((element.startswith("(") and element.endswith(")")) or (element.startswith("{") and element.endswith("}"))
-            or (element.startswith("#") and element.endswith("#") and len(element) >= 2)
-            or upper.startswith("BETWEEN") or upper.startswith("NOT ")):
-        return None
-    if "|" not in element or _GLOB_CHARACTERS.search(element):
-        return None
-    return tuple(_split_alternatives(element))
 
 
 def compile_element(element: str, where: str = "") -> ElementMatcher:
@@ -212,7 +206,8 @@ def compile_element(element: str, where: str = "") -> ElementMatcher:
         inner_match = compile_element(element[4:].strip(), where).match
         return ElementMatcher(COMPLEX, element, lambda v: -inner_match(v))
     if "|" in element or "*" in element:
-        return ElementMatcher(COMPLEX, element, _glob_matcher(element))
+        kind = COMPLEX if _GLOB_CHARACTERS.search(element) else ALTERNATIVES
+        return ElementMatcher(kind, element, _glob_matcher(element, kind == COMPLEX))
     if element == "N/A":
         return ElementMatcher(NOT_APPLICABLE, element, lambda v: 0)
     if element.startswith(">") or element.startswith("<"):

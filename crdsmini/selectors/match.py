@@ -22,8 +22,8 @@ from crdsmini.conditioning import condition_value
 from crdsmini.errors import (AmbiguousMatchError, CrdsminiError, InvalidValueError, LookupFailure, MappingError,
                              MissingKeyError, NoMatchError)
 from crdsmini.literals import SelectorCall
-from crdsmini.matchers import (NOT_APPLICABLE, PLAIN, ElementMatcher, compile_element, is_esoteric, normalize_element,
-                               plain_alternatives)
+from crdsmini.matchers import (ALTERNATIVES, NOT_APPLICABLE, PLAIN, ElementMatcher, alternatives, compile_element,
+                               is_esoteric, normalize_element)
 from crdsmini.selectors.base import BuildContext, Selector, build_choice, chosen
 
 __all__ = ["MatchRow", "MatchColumn", "MatchSelector"]
@@ -79,14 +79,12 @@ class MatchColumn:
                 exact[matcher.text] = exact.get(matcher.text, 0) | (1 << row)
             elif matcher.kind == NOT_APPLICABLE:
                 na_bits |= 1 << row
+            elif matcher.kind == ALTERNATIVES:  # 'A|B': equality with any part, indexed like a plain key
+                alternative_rows.append(row)
+                for part in alternatives(matcher.text):
+                    exact[part] = exact.get(part, 0) | (1 << row)
             else:
-                parts = plain_alternatives(matcher.text)
-                if parts is None:
-                    complex_rows.append(row)
-                else:  # 'A|B': equality with any part, so indexed like a plain key
-                    alternative_rows.append(row)
-                    for part in parts:
-                        exact[part] = exact.get(part, 0) | (1 << row)
+                complex_rows.append(row)
         self.exact = exact                     # plain key text -> bits of its rows
         self.na_bits = na_bits                 # rows whose key is N/A (always score 0)
         self.complex_rows = tuple(complex_rows)
