@@ -498,16 +498,10 @@ class ReferenceMapping(Mapping_):
         if self._screened:  # most rmaps have no omit/relevance/hooks: one test skips them
             names = self._relevance_names
             if names is not None:
-                if len(names) == 1:  # the usual case ('DETECTOR',): one probe
+                if len(names) == 1:  # the usual case ('DETECTOR',), inlined: most rmaps pass here
                     values = (header.get(names[0], _MISSING),)
-                else:  # _values(), inlined: this runs for most rmaps
-                    getter = self._relevance_getter
-                    try:
-                        values = getter(header) if getter is not None and type(header) is dict else None
-                    except KeyError:
-                        values = None
-                    if values is None:
-                        values = tuple(map(header.get, names, self._relevance_absent))
+                else:
+                    values = _values(header, names, self._relevance_absent, self._relevance_getter)
                 relevant = self._relevance_memo.get(values)  # only _rememberable tuples are stored
                 if relevant is None:
                     relevant = self._relevant(header, space, values)
