@@ -372,23 +372,29 @@ class _FastParser:
                     values[-1] = reduce(values[-1:])
                     state = states[-1] = table[states[-2]][origin]
                     continue
-                if count:
-                    children = values[-count:]
-                    del values[-count:]
-                else:
-                    children = []
-                if size:
-                    del states[-size:]
-                values.append(reduce(children))
-                state = table[states[-1]][origin]
+                state = self._reduce(states, values, ~action)
                 states.append(state)
         return self._feed(states, values, "$END")
 
+    def _reduce(self, states: list[int], values: list[Any], rule: int) -> int:
+        """Apply reduction ``rule``: pop its symbols and values, push the reduced value, and
+        return the state to go to (the caller pushes it)."""
+        size, count, origin, reduce = self._rules[rule]
+        if count:
+            children = values[-count:]
+            del values[-count:]
+        else:
+            children = []
+        if size:
+            del states[-size:]
+        values.append(reduce(children))
+        return self._table[states[-1]][origin]
+
     def _feed(self, states: list[int], values: list[Any], kind: str) -> Any:
         """Feed one token without a value (a top-level _NEWLINE or the end of the text): the
-        same steps as the loop in ``parse``, which keeps its own copy for speed.  Returns the
-        new state, or the parse result once ``$END`` reaches the end state."""
-        table, rules = self._table, self._rules
+        same steps as the loop in ``parse``.  Returns the new state, or the parse result once
+        ``$END`` reaches the end state."""
+        table = self._table
         while True:
             action = table[states[-1]].get(kind)
             if action is None or (action >= 0 and kind == "$END"):
@@ -396,16 +402,7 @@ class _FastParser:
             if action >= 0:
                 states.append(action)
                 return action
-            size, count, origin, reduce = rules[~action]
-            if count:
-                children = values[-count:]
-                del values[-count:]
-            else:
-                children = []
-            if size:
-                del states[-size:]
-            values.append(reduce(children))
-            state = table[states[-1]][origin]
+            state = self._reduce(states, values, ~action)
             if kind == "$END" and state == self._end:
                 return values[-1]
             states.append(state)
