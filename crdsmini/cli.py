@@ -135,9 +135,6 @@ def _with_common(function):
 
 
 # Bulk mode of bestrefs: options that only it has, and per-dataset options it cannot honour.
-_BULK_SUFFIXES = (".csv", ".parquet", ".pq")
-_BULK_FORMATS = ("jsonl", "csv", "parquet")
-
 
 def bulk_reasons(files: Sequence[str], header_files: Sequence[str], *, jobs: int | None,
                  output: str | None, input_format: str | None, raw: bool, chunk_size: int | None,
@@ -150,7 +147,7 @@ def bulk_reasons(files: Sequence[str], header_files: Sequence[str], *, jobs: int
     --input-format, --raw, --chunk-size, --parse-cache, --engine dask, --scheduler,
     --format csv|parquet, or a headers file that is CSV/Parquet or a glob.
     """
-    from crdsmini.cli_bulk import is_glob
+    from crdsmini.cli_bulk import format_of, names_a_glob
 
     reasons = [name for name, given in (
         ("--jobs", jobs is not None), ("--output", output is not None),
@@ -161,9 +158,9 @@ def bulk_reasons(files: Sequence[str], header_files: Sequence[str], *, jobs: int
     if files:
         return reasons  # FILES: only explicit options count (they are then an error)
     for path in header_files:
-        if is_glob(path) and path != "-" and not Path(path).exists():
+        if names_a_glob(path):
             reasons.append(f"the glob --headers {path!r}")
-        elif Path(path).suffix.lower() in _BULK_SUFFIXES:
+        elif format_of(path, None) in ("csv", "parquet"):
             reasons.append(f"--headers {Path(path).name}")
     return reasons
 
@@ -263,11 +260,13 @@ def _check_bulk_conflicts(reason: str, *, explain: bool, update: bool, print_new
                           print_affected: bool, skip_types: Sequence[str],
                           output_format: str | None) -> None:
     """Per-dataset options that bulk mode cannot honour are a usage error, never ignored."""
+    from crdsmini.cli_bulk import OUTPUT_FORMATS
+
     conflicts = [name for name, given in (
         ("--explain", explain), ("--update-bestrefs", update),
         ("--print-new-references", print_new), ("--print-affected", print_affected),
         ("--skip-types", bool(skip_types)),
-        (f"--format {output_format}", output_format is not None and output_format not in _BULK_FORMATS))
+        (f"--format {output_format}", output_format is not None and output_format not in OUTPUT_FORMATS))
         if given]
     if conflicts:
         raise click.UsageError(f"{' and '.join(conflicts)} cannot be used in bulk mode (chosen by "

@@ -18,7 +18,8 @@ Exit status: 0 ok, 1 some lookups failed (bulk-bestrefs), 2 usage/configuration 
 from __future__ import annotations
 
 __all__ = ["bulk_bestrefs_command", "affected_command", "register_commands", "run_bulk", "read_headers",
-           "expand_headers", "is_glob", "output_columns", "DEFAULT_CHUNK_SIZE"]
+           "expand_headers", "is_glob", "names_a_glob", "format_of", "output_columns", "DEFAULT_CHUNK_SIZE",
+           "OUTPUT_FORMATS"]
 
 import csv
 import functools
@@ -37,7 +38,7 @@ from crdsmini.errors import CrdsminiError
 
 EXIT_OK, EXIT_LOOKUP, EXIT_CONFIG = 0, 1, 2
 DEFAULT_CHUNK_SIZE = 20_000
-_FORMATS = ("jsonl", "csv", "parquet")
+OUTPUT_FORMATS = ("jsonl", "csv", "parquet")
 _ID_COLUMNS = ("dataset", "id", "dataset_id")
 _GLOB_CHARACTERS = "*?["
 
@@ -45,7 +46,7 @@ _GLOB_CHARACTERS = "*?["
 # ------------------------------------------------------------------------------------------
 # Input
 
-def _format_of(path: str | Path | None, given: str | None) -> str:
+def format_of(path: str | Path | None, given: str | None) -> str:
     if given:
         return given
     if path is None or str(path) == "-":
@@ -57,6 +58,12 @@ def _format_of(path: str | Path | None, given: str | None) -> str:
 def is_glob(pattern: str | Path) -> bool:
     """True when ``pattern`` holds a glob character (``*``, ``?``, ``[``)."""
     return any(character in str(pattern) for character in _GLOB_CHARACTERS)
+
+
+def names_a_glob(pattern: str | Path) -> bool:
+    """True when a --headers value is a glob to expand: glob characters, and neither ``-``
+    (stdin) nor a path that exists (a file may have glob characters in its name)."""
+    return is_glob(pattern) and str(pattern) != "-" and not Path(pattern).exists()
 
 
 def expand_headers(patterns: str | Path | Sequence[str | Path]) -> list[str]:
@@ -71,7 +78,7 @@ def expand_headers(patterns: str | Path | Sequence[str | Path]) -> list[str]:
         patterns = [patterns]
     paths: list[str] = []
     for pattern in map(str, patterns):
-        if pattern == "-" or not is_glob(pattern) or Path(pattern).exists():
+        if not names_a_glob(pattern):
             paths.append(pattern)
             continue
         matches = sorted(path for path in glob.glob(pattern) if Path(path).is_file())
@@ -109,7 +116,7 @@ def read_headers(path: str | Path, fmt: str | None = None) -> Iterator[tuple[str
     """
     from crdsmini.errors import HeaderError
     from crdsmini.headers import iter_json_lines
-    fmt = _format_of(path, fmt)
+    fmt = format_of(path, fmt)
     name = Path(str(path)).name
     try:
         if fmt == "parquet":
@@ -386,7 +393,7 @@ _SHARED_OPTIONS = [
     click.option("--input-format", type=click.Choice(("jsonl", "json", "csv", "parquet")),
                  help="Format of --headers (default: from its suffix)."),
     click.option("--output", "output", metavar="FILE", help="Output file (default: stdout)."),
-    click.option("--output-format", type=click.Choice(_FORMATS),
+    click.option("--output-format", type=click.Choice(OUTPUT_FORMATS),
                  help="jsonl, csv or parquet (default: from --output's suffix, else jsonl)."),
     click.option("-t", "--types", "types", multiple=True, metavar="TYPE",
                  help="Only these reference types (repeat or separate with commas)."),
@@ -460,7 +467,7 @@ def run_bulk(headers: str | Sequence[str], *, context: str | None = None, old_co
                          progress, parse_cache)
     from crdsmini import bulk
 
-    fmt = _format_of(output, output_format) if output or output_format else "jsonl"
+    fmt = format_of(output, output_format) if output or output_format else "jsonl"
     if fmt == "json":
         fmt = "jsonl"
     try:
@@ -487,7 +494,7 @@ def run_bulk(headers: str | Sequence[str], *, context: str | None = None, old_co
     failures = 0
     try:
         # Only reading happens here: JSON parsing and key normalisation run in the workers.
-        if all(_format_of(path, input_format) == "jsonl" for path in paths):
+        if all(format_of(path, input_format) == "jsonl" for path in paths):
             items: Iterable[Any] = itertools.chain.from_iterable(_jsonl_lines(path) for path in paths)
             prepare: Any = functools.partial(_parse_lines, not raw)
         else:
@@ -534,7 +541,7 @@ def _affected(old_context: str, new_context: str | None, paths: Sequence[str], i
               progress: bool | None, parse_cache: str | None) -> int:
     from crdsmini.affected import affected_datasets, context_difference
 
-    fmt = _format_of(output, output_format) if output or output_format else "jsonl"
+    fmt = format_of(output, output_format) if output or output_format else "jsonl"
     if fmt == "json":
         fmt = "jsonl"
     try:

@@ -139,10 +139,10 @@ def _read(headers: str | Path | Sequence[str | Path], input_format: str | None) 
 def _read_one(path: str, input_format: str | None) -> Any:
     import dask.dataframe as dd
 
-    from crdsmini.cli_bulk import _format_of
+    from crdsmini.cli_bulk import format_of
     if path == "-":
         raise ConfigurationError("--engine dask cannot read headers from stdin")
-    fmt = _format_of(path, input_format)
+    fmt = format_of(path, input_format)
     if fmt == "parquet":
         return dd.read_parquet(path)
     if fmt == "csv":
