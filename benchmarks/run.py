@@ -17,6 +17,7 @@ run it on a quiet machine, and expect a few per cent of noise.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import logging
@@ -184,107 +185,98 @@ def _fresh_start() -> None:
     _condition_text.cache_clear()
 
 
-def _rmap_work() -> list:
-    """Freshly loaded rmaps (no parse cache, empty memos) and freshly parsed case headers."""
+def _rmap_work(per_rmap: int = 0) -> list:
+    """(lookup, header) per rmap case (the first ``per_rmap`` of each rmap; 0: all): freshly
+    loaded rmaps (no parse cache, empty memos) and freshly parsed case headers."""
     from crdsmini import load_mapping
     from crdsmini.errors import CrdsminiError
 
     work = []
     for path in sorted((CORPUS / "cases").glob("*.jsonl")):
-        cases = _jsonl(path)
+        cases = _jsonl(path)[:per_rmap or None]
         try:
             rmap = load_mapping(_mapping(cases[0]["mapping"]), ignore_checksum=True)
         except CrdsminiError:
             continue
-        work.extend((rmap, case["header"]) for case in cases)
+        work.extend((rmap.get_best_ref, case["header"]) for case in cases)
     return work
 
 
-def lookups() -> dict:
-    """Every rmap case once on freshly loaded rmaps (first pass), then the best of 3 passes.
-
-    The first pass is what the oracle measured (each case once).  It is run in
-    FRESH_ROUNDS rounds, each on newly loaded rmaps and newly parsed headers with every
-    memo forgotten, and each case keeps its best round: a shared machine's noise (another
-    process, a descheduled vCPU) only ever adds time, so the best of a few rounds is the
-    figure a quiet machine gives.
-    """
-    logging.disable(logging.WARNING)
-    facts = {r["mapping"]: r for r in _jsonl(CORPUS / "mappings.jsonl")}
-    clock = time.perf_counter
-    first: list[float] = []
-    for _ in range(FRESH_ROUNDS):
-        _fresh_start()
-        work = _rmap_work()
-        # The loaded rules live as long as the process: keep them out of the cyclic
-        # collector's scans, as a long-running service would (gc.freeze); otherwise a full
-        # collection of everything loaded lands, now and then, inside one timed lookup.
-        gc.collect()
-        gc.freeze()
-        times = []
-        for rmap, header in work:
-            began = clock()
-            rmap.get_best_ref(header)
-            times.append(clock() - began)
-        first = times if not first else [min(a, b) for a, b in zip(first, times)]
-        gc.unfreeze()
-    gc.freeze()
-    best = list(first)
-    for _ in range(3):
-        for index, (rmap, header) in enumerate(work):
-            began = clock()
-            rmap.get_best_ref(header)
-            took = clock() - began
-            if took < best[index]:
-                best[index] = took
-    by_rmap: dict[str, list[float]] = {}
-    for (rmap, _), took in zip(work, first):
-        by_rmap.setdefault(rmap.name, []).append(took)
-    warm_by_rmap: dict[str, list[float]] = {}
-    for (rmap, _), took in zip(work, best):
-        warm_by_rmap.setdefault(rmap.name, []).append(took)
-    gc.unfreeze()
-    return {"first": first, "warm": best, "by_rmap": by_rmap, "warm_by_rmap": warm_by_rmap, "facts": facts}
-
-
-def _context_pass(context, headers: list[dict]) -> list[float]:
-    """Each header once through ``get_best_references``: seconds per header."""
+def _context_work(name: str, count: int = 0) -> list:
+    """(lookup, header) per case of one context (the first ``count``; 0: all): freshly
+    loaded, freshly parsed headers."""
+    from crdsmini import load_mapping
     from crdsmini.errors import CrdsminiError
 
-    times = []
-    for header in headers:
-        began = time.perf_counter()
+    context = load_mapping(_mapping(name), ignore_checksum=True)
+
+    def call(header: dict) -> None:
         try:
             context.get_best_references(header)
         except CrdsminiError:
             pass
-        times.append(time.perf_counter() - began)
+
+    return [(call, case["header"]) for case in _jsonl(CORPUS / "contexts" / f"{name}.jsonl")[:count or None]]
+
+
+def _timed_pass(work: list) -> list[float]:
+    """Each (lookup, header) of ``work`` once: seconds per lookup."""
+    clock = time.perf_counter
+    times = []
+    for lookup, header in work:
+        began = clock()
+        lookup(header)
+        times.append(clock() - began)
     return times
 
 
-def context_calls() -> dict:
-    """Each context's cases: a first pass (best of FRESH_ROUNDS fresh loads), then warm."""
-    from crdsmini import load_mapping
-    from crdsmini.errors import CrdsminiError
+def _first_and_warm(make_work) -> tuple[list, list[float], list[float]]:
+    """The first-pass and warm times of every lookup ``make_work()`` builds.
 
+    The first pass is what the oracle measured (each case once).  It is run in
+    FRESH_ROUNDS rounds, each on newly built work with every process-wide memo forgotten,
+    and each case keeps its best round: a shared machine's noise (another process, a
+    descheduled vCPU) only ever adds time, so the best of a few rounds is the figure a
+    quiet machine gives.  Warm: the best of that and 3 more passes over the last round.
+    The loaded rules live as long as the process: they are kept out of the cyclic
+    collector's scans, as a long-running service would (gc.freeze); otherwise a full
+    collection of everything loaded lands, now and then, inside one timed lookup.
+    """
+    first: list[float] = []
+    for _ in range(FRESH_ROUNDS):
+        _fresh_start()
+        work = make_work()
+        gc.collect()
+        gc.freeze()
+        times = _timed_pass(work)
+        first = times if not first else [min(a, b) for a, b in zip(first, times)]
+        gc.unfreeze()
+    gc.freeze()
+    warm = [min(values) for values in zip(first, *(_timed_pass(work) for _ in range(3)))]
+    gc.unfreeze()
+    return work, first, warm
+
+
+def lookups() -> dict:
+    """Every rmap case: first pass (fresh rmaps) and warm, per case and per rmap."""
+    logging.disable(logging.WARNING)
+    facts = {r["mapping"]: r for r in _jsonl(CORPUS / "mappings.jsonl")}
+    work, first, best = _first_and_warm(_rmap_work)
+    by_rmap: dict[str, list[float]] = {}
+    warm_by_rmap: dict[str, list[float]] = {}
+    for (lookup, _), took, warm in zip(work, first, best):
+        by_rmap.setdefault(lookup.__self__.name, []).append(took)
+        warm_by_rmap.setdefault(lookup.__self__.name, []).append(warm)
+    return {"first": first, "warm": best, "by_rmap": by_rmap, "warm_by_rmap": warm_by_rmap, "facts": facts}
+
+
+def context_calls() -> dict:
+    """Each context's cases: first pass (best of FRESH_ROUNDS fresh loads) and warm."""
     logging.disable(logging.WARNING)
     found = {}
     for name in ("hst_golden_0001.pmap", "hst_golden_0002.pmap", "tmt_0001.pmap"):
-        first: list[float] = []
-        for _ in range(FRESH_ROUNDS):
-            _fresh_start()
-            context = load_mapping(_mapping(name), ignore_checksum=True)
-            headers = [case["header"] for case in _jsonl(CORPUS / "contexts" / f"{name}.jsonl")]
-            gc.collect()
-            gc.freeze()  # as for rmap lookups
-            times = _context_pass(context, headers)
-            first = times if not first else [min(a, b) for a, b in zip(first, times)]
-            gc.unfreeze()
-        gc.freeze()
-        passes = [_context_pass(context, headers) for _ in range(3)]
-        warm = [min(values) for values in zip(first, *passes)]
+        _, first, warm = _first_and_warm(functools.partial(_context_work, name))
         found[name] = {"first": first, "warm": warm}
-        gc.unfreeze()
     return found
 
 
